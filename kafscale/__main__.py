@@ -1,0 +1,3 @@
+from kafscale.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,143 @@
+"""The broker: request dispatch over the handler registry, and what handlers share.
+
+``Broker.handle`` takes a decoded request and returns the response object (or None
+for acks=0 produces). The three error tiers of STYLE.md meet here: handlers put
+expected per-partition codes into their responses; a KafkaError that escapes a
+handler answers the whole request with its code; anything unexpected is logged once
+with context and answered with UNKNOWN_SERVER_ERROR. The connection lives either way.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from kafscale.broker.registry import REGISTRY, Registry
+from kafscale.config import Config
+from kafscale.errors import ErrorCode, KafkaError
+from kafscale.metadata.cluster import Cluster
+from kafscale.protocol import messages
+from kafscale.runtime import Runtime
+from kafscale.storage.engine import LogManager
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class BrokerInfo:
+    node_id: int
+    host: str
+    port: int
+    rack: str | None = None
+
+
+@dataclass
+class RequestContext:
+    broker: "Broker"
+    api_key: int
+    version: int
+    correlation_id: int
+    client_id: str | None
+
+    @property
+    def logs(self) -> LogManager:
+        return self.broker.logs
+
+    @property
+    def rt(self) -> Runtime:
+        return self.broker.rt
+
+    @property
+    def config(self) -> Config:
+        return self.broker.config
+
+
+class Broker:
+    def __init__(self, rt: Runtime, config: Config, cluster: Cluster, logs: LogManager,
+                 registry: Registry = REGISTRY) -> None:
+        import kafscale.broker.handlers  # noqa: F401 - registers every handler
+
+        self.rt = rt
+        self.config = config
+        self.cluster = cluster
+        self.logs = logs
+        self.registry = registry
+        self.cluster_id = ""
+        self.started_ms = int(time.time() * 1000)
+        self.requests: dict[int, int] = {}
+        self.errors: dict[int, int] = {}
+
+    @property
+    def me(self) -> BrokerInfo:
+        return BrokerInfo(self.config.broker_id, self.config.broker_host, self.config.broker_port,
+                          self.config.rack)
+
+    def live_brokers(self) -> list[BrokerInfo]:
+        return [self.me]
+
+    def leader_of(self, topic: str, partition: int) -> int:
+        return self.config.broker_id
+
+    async def start(self) -> None:
+        self.cluster_id = await self.rt.run_in_thread(self.cluster.cluster_id)
+        await self.logs.start()
+
+    async def stop(self) -> None:
+        await self.logs.stop()
+
+    def supports(self, api_key: int, version: int) -> bool:
+        reg = self.registry.get(api_key)
+        return reg is not None and reg.min_version <= version <= reg.max_version
+
+    async def handle(self, ctx: RequestContext, request: Any) -> Any:
+        reg = self.registry.get(ctx.api_key)
+        assert reg is not None  # the server checked support before decoding
+        self.requests[ctx.api_key] = self.requests.get(ctx.api_key, 0) + 1
+        try:
+            return await reg.fn(ctx, request)
+        except KafkaError as exc:
+            code = exc.code
+            log.info("api %d v%d from %s: %s", ctx.api_key, ctx.version, ctx.client_id, exc)
+        except Exception:  # noqa: BLE001 - tier 3: log once, answer, keep the connection
+            code = ErrorCode.UNKNOWN_SERVER_ERROR
+            log.exception("api %d v%d from %s (correlation %d) failed", ctx.api_key, ctx.version,
+                          ctx.client_id, ctx.correlation_id)
+        self.errors[ctx.api_key] = self.errors.get(ctx.api_key, 0) + 1
+        return error_response(ctx.api_key, ctx.version, request, int(code))
+
+
+def error_response(api_key: int, version: int, request: Any, code: int) -> Any:
+    """A response of the right shape that carries ``code`` everywhere it can.
+
+    Top-level error fields get it; so does every per-topic / per-partition entry that
+    mirrors the request, as Kafka's getErrorResponse does.
+    """
+    cls = messages.RESPONSES[api_key]
+    resp = cls()
+    if hasattr(resp, "error_code"):
+        resp.error_code = code
+    _mirror(api_key, request, resp, code)
+    return resp
+
+
+def _mirror(api_key: int, req: Any, resp: Any, code: int) -> None:
+    R = messages.RESPONSES[api_key]
+    if api_key == 0:  # Produce
+        resp.responses = [R.TopicProduceResponse(name=t.name, partition_responses=[
+            R.PartitionProduceResponse(index=p.index, error_code=code, base_offset=-1)
+            for p in t.partition_data]) for t in req.topic_data]
+    elif api_key == 1:  # Fetch
+        resp.responses = [R.FetchableTopicResponse(topic=t.topic, topic_id=t.topic_id, partitions=[
+            R.PartitionData(partition_index=p.partition, error_code=code, high_watermark=-1)
+            for p in t.partitions]) for t in req.topics]
+    elif api_key == 2:  # ListOffsets
+        resp.topics = [R.ListOffsetsTopicResponse(name=t.name, partitions=[
+            R.ListOffsetsPartitionResponse(partition_index=p.partition_index, error_code=code)
+            for p in t.partitions]) for t in req.topics]
+    elif api_key == 19:  # CreateTopics
+        resp.topics = [R.CreatableTopicResult(name=t.name, error_code=code) for t in req.topics]
+    elif api_key == 20:  # DeleteTopics
+        names = list(req.topic_names) + [t.name for t in req.topics if t.name]
+        resp.responses = [R.DeletableTopicResult(name=n, error_code=code) for n in names]

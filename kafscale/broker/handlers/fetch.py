@@ -1,0 +1,87 @@
+"""Fetch (key 1), versions 4-17.
+
+v4 isolation level + last stable offset; v5 log start offset; v7 fetch sessions (we
+never create one: session id 0 tells clients to send full requests); v9 current leader
+epoch checks; v11 rack id; v12 flexible; v13 topic ids instead of names.
+Only committed data is served. The request long-polls: it waits for a commit
+notification until min_bytes are available or max_wait_ms has passed.
+"""
+
+from __future__ import annotations
+
+from kafscale.broker.registry import ApiKey, handles
+from kafscale.errors import ErrorCode, KafkaError
+from kafscale.protocol.messages import FetchRequest, FetchResponse
+
+R = FetchResponse
+
+
+@handles(ApiKey.FETCH, versions=(4, 17))
+async def fetch(ctx, req: FetchRequest) -> FetchResponse:
+    if ctx.version >= 7 and req.session_id != 0:
+        return R(error_code=ErrorCode.FETCH_SESSION_ID_NOT_FOUND, session_id=0, responses=[])
+    rt = ctx.rt
+    deadline = rt.monotonic() + max(req.max_wait_ms, 0) / 1000.0
+    min_bytes = max(req.min_bytes, 0)
+    max_bytes = req.max_bytes if req.max_bytes > 0 else 0x7FFFFFFF
+    while True:
+        responses, total, errors = await _read_all(ctx, req, max_bytes)
+        remaining = deadline - rt.monotonic()
+        if total >= min_bytes or errors or remaining <= 0 or total >= max_bytes:
+            return R(error_code=0, session_id=0, responses=responses)
+        await ctx.logs.wait_commit(remaining)
+
+
+async def _read_all(ctx, req: FetchRequest, max_bytes: int):
+    logs = ctx.logs
+    v = ctx.version
+    total, errors = 0, 0
+    responses = []
+    for t in req.topics:
+        if v >= 13:
+            rec = logs.topics_by_id.get(t.topic_id)
+            unknown = ErrorCode.UNKNOWN_TOPIC_ID
+        else:
+            rec = logs.topic(t.topic)
+            unknown = ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
+        parts = []
+        for p in t.partitions:
+            if rec is None or not 0 <= p.partition < rec.partitions:
+                parts.append(_error(p.partition, unknown))
+                errors += 1
+                continue
+            try:
+                plog = await logs.partition_log(rec.name, p.partition)
+                epoch = plog.epoch
+                if v >= 9 and p.current_leader_epoch >= 0 and p.current_leader_epoch != epoch:
+                    code = (ErrorCode.FENCED_LEADER_EPOCH if p.current_leader_epoch < epoch
+                            else ErrorCode.UNKNOWN_LEADER_EPOCH)
+                    parts.append(_error(p.partition, code))
+                    errors += 1
+                    continue
+                limit = min(p.partition_max_bytes, max_bytes - total)
+                if limit <= 0:
+                    result_records, hw, start = None, plog.hw, plog.log_start
+                else:
+                    result = await plog.read(p.fetch_offset, limit)
+                    result_records, hw, start = result.records, result.hw, result.log_start
+                size = len(result_records) if result_records is not None else 0
+                total += size
+                parts.append(R.PartitionData(
+                    partition_index=p.partition, error_code=0, high_watermark=hw,
+                    last_stable_offset=hw, log_start_offset=start, aborted_transactions=None
+                    if v >= 4 else [], preferred_read_replica=-1,
+                    records=result_records if size else None))
+            except KafkaError as exc:
+                errors += 1
+                parts.append(_error(p.partition, exc.code, getattr(plog, "hw", -1) if exc.code ==
+                                    ErrorCode.OFFSET_OUT_OF_RANGE else -1,
+                                    getattr(plog, "log_start", -1) if exc.code ==
+                                    ErrorCode.OFFSET_OUT_OF_RANGE else -1))
+        responses.append(R.FetchableTopicResponse(topic=t.topic, topic_id=t.topic_id, partitions=parts))
+    return responses, total, errors
+
+
+def _error(partition: int, code: int, hw: int = -1, log_start: int = -1):
+    return R.PartitionData(partition_index=partition, error_code=code, high_watermark=hw,
+                           last_stable_offset=hw, log_start_offset=log_start, records=None)

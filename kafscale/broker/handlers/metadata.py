@@ -1,0 +1,75 @@
+"""Metadata (key 3), versions 0-12.
+
+v1 adds rack, controller and internal flags and null-for-all topics; v2 cluster id;
+v4 allow_auto_topic_creation; v7 leader epochs; v9 flexible; v10 topic ids (topics may
+be requested by id); v12 null topic names in responses for id lookups.
+"""
+
+from __future__ import annotations
+
+from kafscale.broker.registry import ApiKey, handles
+from kafscale.errors import ErrorCode, KafkaError
+from kafscale.protocol.messages import MetadataRequest, MetadataResponse
+from kafscale.storage.engine import validate_topic_name
+
+R = MetadataResponse
+ZERO_ID = b"\0" * 16
+
+
+@handles(ApiKey.METADATA, versions=(0, 12))
+async def metadata(ctx, req: MetadataRequest) -> MetadataResponse:
+    logs = ctx.logs
+    v = ctx.version
+    if req.topics is None or (v == 0 and not req.topics):
+        await logs.refresh_topics()
+        wanted = [(name, None) for name in sorted(logs.topics)]
+        auto = False
+    else:
+        wanted = [(t.name, t.topic_id) for t in req.topics]
+        auto = req.allow_auto_topic_creation if v >= 4 else True
+    topics = []
+    for name, topic_id in wanted:
+        topics.append(await _topic(ctx, name, topic_id, auto))
+    return R(
+        brokers=[R.MetadataResponseBroker(node_id=b.node_id, host=b.host, port=b.port, rack=b.rack)
+                 for b in ctx.broker.live_brokers()],
+        cluster_id=ctx.broker.cluster_id,
+        controller_id=ctx.config.broker_id,
+        topics=topics,
+    )
+
+
+async def _topic(ctx, name: str | None, topic_id: bytes | None, auto: bool) -> "R.MetadataResponseTopic":
+    logs = ctx.logs
+    if name is None:
+        rec = logs.topics_by_id.get(topic_id or ZERO_ID)
+        if rec is None:
+            return R.MetadataResponseTopic(error_code=ErrorCode.UNKNOWN_TOPIC_ID, name=None,
+                                           topic_id=topic_id or ZERO_ID)
+    else:
+        try:
+            validate_topic_name(name)
+        except KafkaError as exc:
+            return R.MetadataResponseTopic(error_code=exc.code, name=name)
+        rec = logs.topic(name)
+        if rec is None and auto:
+            try:
+                rec = await logs.ensure_topic(name)
+            except KafkaError as exc:
+                return R.MetadataResponseTopic(error_code=exc.code, name=name)
+        if rec is None:
+            return R.MetadataResponseTopic(error_code=ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, name=name)
+    partitions = []
+    for p in range(rec.partitions):
+        leader = ctx.broker.leader_of(rec.name, p)
+        epoch, code = -1, 0
+        try:
+            plog = await logs.partition_log(rec.name, p)
+            epoch = plog.epoch
+        except KafkaError as exc:
+            code = exc.code if exc.code != ErrorCode.NOT_LEADER_OR_FOLLOWER else ErrorCode.LEADER_NOT_AVAILABLE
+        partitions.append(R.MetadataResponsePartition(
+            error_code=code, partition_index=p, leader_id=leader, leader_epoch=epoch,
+            replica_nodes=[leader], isr_nodes=[leader], offline_replicas=[]))
+    return R.MetadataResponseTopic(error_code=0, name=rec.name, topic_id=rec.id_bytes,
+                                   is_internal=False, partitions=partitions)

@@ -1,0 +1,134 @@
+"""Broker configuration: one dataclass, filled from flags and ``KAFSCALE_*`` variables.
+
+Every option is documented in docs/configuration.md. A flag wins over its variable,
+which wins over the default. An option left unset for both S3 and etcd endpoints
+means the local default: ``kafscale serve`` starts its own etcd and S3 server.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+
+def _bool(text: str) -> bool:
+    value = text.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(f"not a boolean: {text!r}")
+
+
+@dataclass
+class Option:
+    name: str  # attribute name; flag is --name-with-dashes
+    env: str
+    parse: Callable[[str], Any]
+    help: str
+
+
+@dataclass
+class Config:
+    broker_id: int = 0
+    broker_host: str = "127.0.0.1"  # advertised to clients in Metadata
+    broker_port: int = 9092
+    listen_host: str = ""  # bind address; empty means broker_host
+    rack: str | None = None
+    metrics_port: int = 9093
+    etcd_endpoints: str = ""  # "host:port,host:port"; empty = local default
+    etcd_prefix: str = "/kafscale"
+    etcd_timeout_s: float = 5.0
+    s3_endpoint: str = ""  # "http://host:port"; empty = local default
+    s3_bucket: str = "kafscale"
+    s3_region: str = "us-east-1"
+    s3_access_key: str = ""
+    s3_secret_key: str = ""
+    s3_namespace: str = "kafscale"
+    s3_timeout_s: float = 10.0
+    segment_bytes: int = 4 * 1024 * 1024
+    flush_interval_ms: int = 50
+    index_interval: int = 1000
+    cache_bytes: int = 256 * 1024 * 1024
+    max_request_bytes: int = 100 * 1024 * 1024
+    max_message_bytes: int = 1048588
+    auto_create_topics: bool = True
+    default_partitions: int = 1
+    log_level: str = "INFO"
+    data_dir: str = "./data"
+    shutdown_timeout_s: float = 30.0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def local_default(self) -> bool:
+        return not self.etcd_endpoints and not self.s3_endpoint
+
+    @property
+    def bind_host(self) -> str:
+        return self.listen_host or self.broker_host
+
+
+OPTIONS: list[Option] = [
+    Option("broker_id", "KAFSCALE_BROKER_ID", int, "Broker id (node id) reported in Metadata."),
+    Option("broker_host", "KAFSCALE_BROKER_HOST", str, "Host advertised to clients."),
+    Option("broker_port", "KAFSCALE_BROKER_PORT", int, "Kafka listener port."),
+    Option("listen_host", "KAFSCALE_LISTEN_HOST", str, "Bind address (default: the broker host)."),
+    Option("rack", "KAFSCALE_RACK", str, "Rack id reported in Metadata."),
+    Option("metrics_port", "KAFSCALE_METRICS_PORT", int, "HTTP port for /metrics, /healthz, /readyz."),
+    Option("etcd_endpoints", "KAFSCALE_ETCD_ENDPOINTS", str, "etcd endpoints, host:port, comma separated."),
+    Option("etcd_prefix", "KAFSCALE_ETCD_PREFIX", str, "Key prefix for all metadata in etcd."),
+    Option("s3_endpoint", "KAFSCALE_S3_ENDPOINT", str, "S3 endpoint URL, e.g. http://minio:9000."),
+    Option("s3_bucket", "KAFSCALE_S3_BUCKET", str, "Bucket holding segments and indexes."),
+    Option("s3_region", "KAFSCALE_S3_REGION", str, "S3 region."),
+    Option("s3_access_key", "KAFSCALE_S3_ACCESS_KEY", str, "S3 access key."),
+    Option("s3_secret_key", "KAFSCALE_S3_SECRET_KEY", str, "S3 secret key."),
+    Option("s3_namespace", "KAFSCALE_S3_NAMESPACE", str, "Object key prefix inside the bucket."),
+    Option("segment_bytes", "KAFSCALE_SEGMENT_BYTES", int, "Flush when this many bytes are pending."),
+    Option("flush_interval_ms", "KAFSCALE_FLUSH_INTERVAL_MS", int, "Longest time data waits for a flush."),
+    Option("cache_bytes", "KAFSCALE_CACHE_BYTES", int, "Size bound of the segment cache."),
+    Option("max_request_bytes", "KAFSCALE_MAX_REQUEST_BYTES", int, "Largest request frame accepted."),
+    Option("max_message_bytes", "KAFSCALE_MAX_MESSAGE_BYTES", int, "Default max.message.bytes of topics."),
+    Option("auto_create_topics", "KAFSCALE_AUTO_CREATE_TOPICS", _bool, "Create unknown topics on Metadata/Produce."),
+    Option("default_partitions", "KAFSCALE_DEFAULT_PARTITIONS", int, "Partitions of auto-created topics."),
+    Option("log_level", "KAFSCALE_LOG_LEVEL", str, "DEBUG, INFO, WARNING or ERROR."),
+    Option("data_dir", "KAFSCALE_DATA_DIR", str, "Data directory of the local default stack."),
+]
+
+
+def from_sources(flags: dict[str, Any], environ: dict[str, str] | None = None) -> Config:
+    """Build a Config: flags (already parsed, None when unset) over env over defaults."""
+    environ = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    for opt in OPTIONS:
+        flag_value = flags.get(opt.name)
+        if flag_value is not None:
+            values[opt.name] = flag_value
+        elif environ.get(opt.env, "") != "":
+            try:
+                values[opt.name] = opt.parse(environ[opt.env])
+            except ValueError as exc:
+                raise ValueError(f"{opt.env}: {exc}") from None
+    cfg = Config(**values)
+    validate(cfg)
+    return cfg
+
+
+def validate(cfg: Config) -> None:
+    if bool(cfg.etcd_endpoints) != bool(cfg.s3_endpoint):
+        raise ValueError(
+            "set both KAFSCALE_ETCD_ENDPOINTS and KAFSCALE_S3_ENDPOINT, or neither for the local default"
+        )
+    for name in ("segment_bytes", "cache_bytes", "max_request_bytes", "max_message_bytes",
+                 "default_partitions"):
+        if getattr(cfg, name) <= 0:
+            raise ValueError(f"{name} must be positive")
+    if cfg.flush_interval_ms < 0:
+        raise ValueError("flush_interval_ms must not be negative")
+    if cfg.broker_id < 0:
+        raise ValueError("broker_id must not be negative")
+
+
+def replace(cfg: Config, **changes: Any) -> Config:
+    return dataclasses.replace(cfg, **changes)

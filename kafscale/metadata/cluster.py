@@ -1,0 +1,289 @@
+"""Kafscale's etcd layout and the transactions over it (DESIGN.md section 5).
+
+Keys, under the configurable prefix P (default ``/kafscale``)::
+
+    P/topics/{topic}                         {"id", "partitions", "config", "created_ms"}
+    P/partitions/{topic}/{p}/leader          {"broker", "epoch", "tid"}  - owner + leader epoch
+    P/partitions/{topic}/{p}/state           {"hw", "log_start"}        - committed high watermark
+    P/segments/{topic}/{p}/{base:020d}       segment manifest entry (see SegmentRef)
+    P/deleting/{topic_id}                    {"topic", "partitions"}    - object cleanup to do
+
+A partition whose keys are absent is empty: hw 0, log start 0, epoch 0, no owner.
+Topics are created with one put (so any partition count fits etcd's txn-op limit).
+Every read-modify-write is a transaction comparing the exact bytes last seen; the
+leader record carries the topic id, so a writer of a deleted-then-recreated topic can
+never match. All values are orjson, small, and carry only what a reader needs.
+All calls block; async callers go through the runtime's run_in_thread.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from kafscale.errors import Fenced, KafkaError, ErrorCode, TopicExists, UnknownTopicOrPartition
+from kafscale.metadata.store import Delete, MetadataStore, Put, ValueIs
+
+
+@dataclass
+class TopicRecord:
+    name: str
+    id: str  # 32 hex chars (a UUID)
+    partitions: int
+    config: dict[str, str] = field(default_factory=dict)
+    created_ms: int = 0
+
+    @property
+    def id_bytes(self) -> bytes:
+        return bytes.fromhex(self.id)
+
+    def encode(self) -> bytes:
+        return orjson.dumps({"id": self.id, "partitions": self.partitions,
+                             "config": self.config, "created_ms": self.created_ms})
+
+    @classmethod
+    def decode(cls, name: str, raw: bytes) -> "TopicRecord":
+        d = orjson.loads(raw)
+        return cls(name, d["id"], int(d["partitions"]), dict(d.get("config") or {}),
+                   int(d.get("created_ms", 0)))
+
+
+@dataclass(frozen=True)
+class SegmentRef:
+    """One committed segment: its object key stem and the offsets it covers."""
+
+    key: str  # object key without ".kfs" / ".index"
+    base: int
+    last: int
+    count: int
+    size: int  # bytes of the .kfs object
+    max_ts: int
+    epoch: int
+    created_ms: int
+
+    def encode(self) -> bytes:
+        return orjson.dumps({"k": self.key, "b": self.base, "l": self.last, "n": self.count,
+                             "s": self.size, "ts": self.max_ts, "e": self.epoch,
+                             "c": self.created_ms})
+
+    @classmethod
+    def decode(cls, raw: bytes) -> "SegmentRef":
+        d = orjson.loads(raw)
+        return cls(d["k"], d["b"], d["l"], d["n"], d["s"], d["ts"], d["e"], d["c"])
+
+
+@dataclass(frozen=True)
+class PartitionState:
+    hw: int = 0
+    log_start: int = 0
+
+    def encode(self) -> bytes:
+        return orjson.dumps({"hw": self.hw, "log_start": self.log_start})
+
+    @classmethod
+    def decode(cls, raw: bytes | None) -> "PartitionState":
+        if raw is None:
+            return cls()
+        d = orjson.loads(raw)
+        return cls(int(d["hw"]), int(d.get("log_start", 0)))
+
+
+@dataclass(frozen=True)
+class Leader:
+    broker: int
+    epoch: int
+    tid: str
+
+    def encode(self) -> bytes:
+        return orjson.dumps({"broker": self.broker, "epoch": self.epoch, "tid": self.tid})
+
+    @classmethod
+    def decode(cls, raw: bytes | None) -> "Leader | None":
+        if raw is None:
+            return None
+        d = orjson.loads(raw)
+        return cls(int(d["broker"]), int(d["epoch"]), str(d.get("tid", "")))
+
+
+@dataclass
+class PartitionSnapshot:
+    """What etcd says about one partition, with the exact bytes to compare against."""
+
+    leader: Leader | None
+    leader_raw: bytes | None
+    state: PartitionState
+    state_raw: bytes | None
+    segments: list[SegmentRef]
+
+
+class CommitConflict(KafkaError):
+    """The partition state moved under us (same epoch); reload and retry."""
+
+    code = ErrorCode.KAFKA_STORAGE_ERROR
+
+
+class Keys:
+    def __init__(self, prefix: str) -> None:
+        self.p = prefix.rstrip("/")
+
+    def topics(self) -> str:
+        return f"{self.p}/topics/"
+
+    def topic(self, name: str) -> str:
+        return f"{self.p}/topics/{name}"
+
+    def partitions(self, topic: str) -> str:
+        return f"{self.p}/partitions/{topic}/"
+
+    def leader(self, topic: str, p: int) -> str:
+        return f"{self.p}/partitions/{topic}/{p}/leader"
+
+    def state(self, topic: str, p: int) -> str:
+        return f"{self.p}/partitions/{topic}/{p}/state"
+
+    def segments_of_topic(self, topic: str) -> str:
+        return f"{self.p}/segments/{topic}/"
+
+    def segments(self, topic: str, p: int) -> str:
+        return f"{self.p}/segments/{topic}/{p}/"
+
+    def segment(self, topic: str, p: int, base: int) -> str:
+        return f"{self.p}/segments/{topic}/{p}/{base:020d}"
+
+    def deletions(self) -> str:
+        return f"{self.p}/deleting/"
+
+    def deletion(self, topic_id: str) -> str:
+        return f"{self.p}/deleting/{topic_id}"
+
+
+class Cluster:
+    """Domain operations on the metadata store."""
+
+    def __init__(self, store: MetadataStore, prefix: str = "/kafscale") -> None:
+        self.store = store
+        self.keys = Keys(prefix)
+
+    # -- topics -------------------------------------------------------------------------
+
+    def list_topics(self) -> dict[str, TopicRecord]:
+        prefix = self.keys.topics()
+        return {k[len(prefix):]: TopicRecord.decode(k[len(prefix):], v)
+                for k, v in self.store.get_prefix(prefix)}
+
+    def get_topic(self, name: str) -> TopicRecord | None:
+        raw = self.store.get(self.keys.topic(name))
+        return None if raw is None else TopicRecord.decode(name, raw)
+
+    def create_topic(self, name: str, partitions: int, config: dict[str, str] | None = None) -> TopicRecord:
+        rec = TopicRecord(name, uuid.uuid4().hex, partitions, dict(config or {}), int(time.time() * 1000))
+        key = self.keys.topic(name)
+        # Leftover partition keys of an older topic of the same name (a crash between
+        # the two steps of a delete) must not leak into this one.
+        ok = self.store.txn(
+            [ValueIs(key, None)],
+            [Delete(self.keys.partitions(name), prefix=True),
+             Delete(self.keys.segments_of_topic(name), prefix=True),
+             Put(key, rec.encode())],
+        )
+        if not ok:
+            raise TopicExists(f"topic {name!r} already exists")
+        return rec
+
+    def delete_topic(self, name: str) -> TopicRecord:
+        key = self.keys.topic(name)
+        raw = self.store.get(key)
+        if raw is None:
+            raise UnknownTopicOrPartition(f"unknown topic {name!r}")
+        rec = TopicRecord.decode(name, raw)
+        job = orjson.dumps({"topic": name, "partitions": rec.partitions})
+        ok = self.store.txn(
+            [ValueIs(key, raw)],
+            [Delete(key),
+             Delete(self.keys.partitions(name), prefix=True),
+             Delete(self.keys.segments_of_topic(name), prefix=True),
+             Put(self.keys.deletion(rec.id), job)],
+        )
+        if not ok:
+            raise UnknownTopicOrPartition(f"topic {name!r} changed while deleting; retry")
+        return rec
+
+    def pending_deletions(self) -> list[tuple[str, str]]:
+        """(topic_id, topic name) of topics whose objects still need removing."""
+        prefix = self.keys.deletions()
+        return [(k[len(prefix):], orjson.loads(v)["topic"]) for k, v in self.store.get_prefix(prefix)]
+
+    def finish_deletion(self, topic_id: str) -> None:
+        self.store.delete(self.keys.deletion(topic_id))
+
+    # -- partitions ---------------------------------------------------------------------
+
+    def load_partition(self, topic: str, p: int) -> PartitionSnapshot:
+        leader_raw = self.store.get(self.keys.leader(topic, p))
+        state_raw = self.store.get(self.keys.state(topic, p))
+        segments = [SegmentRef.decode(v) for _, v in self.store.get_prefix(self.keys.segments(topic, p))]
+        return PartitionSnapshot(Leader.decode(leader_raw), leader_raw,
+                                 PartitionState.decode(state_raw), state_raw, segments)
+
+    def claim_partition(self, topic: TopicRecord, p: int, broker_id: int,
+                        seen: bytes | None) -> tuple[Leader, bytes]:
+        """Become the owner with a new epoch, if the leader record is still ``seen``."""
+        old = Leader.decode(seen)
+        new = Leader(broker_id, (old.epoch if old else 0) + 1, topic.id)
+        raw = new.encode()
+        topic_raw = topic.encode()
+        ok = self.store.txn(
+            [ValueIs(self.keys.topic(topic.name), topic_raw), ValueIs(self.keys.leader(topic.name, p), seen)],
+            [Put(self.keys.leader(topic.name, p), raw)],
+        )
+        if not ok:
+            raise Fenced(f"{topic.name}-{p}: leader changed while claiming")
+        return new, raw
+
+    def commit_segment(self, topic: str, p: int, leader_raw: bytes, state_raw: bytes | None,
+                       seg: SegmentRef, new_state: PartitionState) -> bytes:
+        """Commit one segment and the new high watermark; return the new state bytes.
+
+        Fails with Fenced if our epoch is no longer current, CommitConflict if the
+        state moved (e.g. an earlier commit whose answer we never got did land).
+        """
+        state_key = self.keys.state(topic, p)
+        new_raw = new_state.encode()
+        ok = self.store.txn(
+            [ValueIs(self.keys.leader(topic, p), leader_raw), ValueIs(state_key, state_raw)],
+            [Put(self.keys.segment(topic, p, seg.base), seg.encode()), Put(state_key, new_raw)],
+        )
+        if ok:
+            return new_raw
+        if self.store.get(self.keys.leader(topic, p)) != leader_raw:
+            raise Fenced(f"{topic}-{p}: epoch is no longer ours")
+        raise CommitConflict(f"{topic}-{p}: state changed under the owner")
+
+    def set_log_start(self, topic: str, p: int, leader_raw: bytes, state_raw: bytes | None,
+                      new_state: PartitionState, drop: list[SegmentRef]) -> bytes:
+        state_key = self.keys.state(topic, p)
+        new_raw = new_state.encode()
+        ops: list[Any] = [Put(state_key, new_raw)]
+        ops += [Delete(self.keys.segment(topic, p, s.base)) for s in drop]
+        ok = self.store.txn([ValueIs(self.keys.leader(topic, p), leader_raw), ValueIs(state_key, state_raw)], ops)
+        if not ok:
+            raise Fenced(f"{topic}-{p}: state or epoch changed")
+        return new_raw
+
+    # -- cluster ------------------------------------------------------------------------
+
+    def cluster_id(self) -> str:
+        """The cluster id (created once, Kafka-style base64 of a UUID)."""
+        import base64
+
+        key = f"{self.keys.p}/cluster_id"
+        raw = self.store.get(key)
+        if raw is None:
+            new = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=")
+            self.store.txn([ValueIs(key, None)], [Put(key, new)])
+            raw = self.store.get(key)
+        return raw.decode() if raw else ""

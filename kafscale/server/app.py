@@ -1,0 +1,112 @@
+"""Assemble a broker from its configuration and run it until SIGTERM/SIGINT.
+
+Shutdown is graceful: stop accepting, let in-flight requests finish and be answered,
+flush what is pending, exit 0.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+from typing import Callable
+
+import curio
+
+from kafscale.broker.core import Broker
+from kafscale.config import Config
+from kafscale.errors import KafkaError
+from kafscale.metadata.cluster import Cluster
+from kafscale.metadata.etcd import EtcdStore
+from kafscale.metadata.store import StoreUnavailable
+from kafscale.server.http import HttpServer, ReadinessProbe
+from kafscale.server.kafka import KafkaServer
+from kafscale.server.runtime import CurioRuntime
+from kafscale.storage.engine import LogManager
+from kafscale.storage.objectstore import ObjectStore
+
+log = logging.getLogger("kafscale")
+
+
+def metrics_text(broker: Broker, server: KafkaServer) -> str:
+    logs = broker.logs
+    lines = [
+        "# TYPE kafscale_connections gauge", f"kafscale_connections {len(server.connections)}",
+        "# TYPE kafscale_connections_accepted_total counter",
+        f"kafscale_connections_accepted_total {server.accepted}",
+        "# TYPE kafscale_pending_bytes gauge", f"kafscale_pending_bytes {logs.pending_bytes}",
+        "# TYPE kafscale_cache_bytes gauge", f"kafscale_cache_bytes {logs.cache.bytes}",
+        "# TYPE kafscale_cache_hits_total counter", f"kafscale_cache_hits_total {logs.cache.hits}",
+        "# TYPE kafscale_cache_misses_total counter", f"kafscale_cache_misses_total {logs.cache.misses}",
+        "# TYPE kafscale_partitions_owned gauge",
+        f"kafscale_partitions_owned {sum(1 for p in logs.logs.values() if p.owned)}",
+    ]
+    for name, value in sorted(logs.stats.items()):
+        lines += [f"# TYPE kafscale_{name}_total counter", f"kafscale_{name}_total {value}"]
+    lines.append("# TYPE kafscale_requests_total counter")
+    for key, n in sorted(broker.requests.items()):
+        lines.append(f'kafscale_requests_total{{api_key="{key}"}} {n}')
+    lines.append("# TYPE kafscale_request_errors_total counter")
+    for key, n in sorted(broker.errors.items()):
+        lines.append(f'kafscale_request_errors_total{{api_key="{key}"}} {n}')
+    return "\n".join(lines) + "\n"
+
+
+async def run(config: Config, on_ready: Callable[[str], None] | None = None) -> int:
+    rt = CurioRuntime()
+    store = EtcdStore(config.etcd_endpoints, timeout=config.etcd_timeout_s)
+    objects = ObjectStore(config.s3_endpoint, config.s3_bucket, config.s3_access_key, config.s3_secret_key,
+                          config.s3_region, timeout=config.s3_timeout_s)
+    cluster = Cluster(store, config.etcd_prefix)
+    logs = LogManager(rt, config, cluster, objects)
+    broker = Broker(rt, config, cluster, logs)
+    server = KafkaServer(broker, config.bind_host, config.broker_port, config.max_request_bytes)
+    probe = ReadinessProbe({"s3": logs.check_s3, "etcd": logs.check_etcd})
+    http = HttpServer(config.bind_host, config.metrics_port, probe, lambda: metrics_text(broker, server))
+
+    stop = curio.SignalEvent(signal.SIGTERM, signal.SIGINT)
+    # Bind first so a port clash fails at once, then wait for etcd and S3 (in Kubernetes
+    # they may start after us); /healthz answers meanwhile, /readyz says why not ready.
+    await server.bind()
+    await http.bind()
+    http_task = await curio.spawn(http.serve, daemon=True)
+    start_task = await curio.spawn(_start_when_reachable, broker, objects, daemon=True)
+    waiter = await curio.spawn(stop.wait, daemon=True)
+    async with curio.TaskGroup([start_task, waiter]) as group:
+        first = await group.next_done()
+        if first is waiter:
+            await start_task.cancel()
+            await http_task.cancel()
+            store.close()
+            return 0
+    log.info("kafscale broker %d ready: bootstrap %s:%d, http :%d", config.broker_id, config.broker_host,
+             server.port, http.port)
+    if on_ready:
+        on_ready(f"{config.broker_host}:{server.port}")
+    serve_task = await curio.spawn(server.serve, daemon=True)
+    await stop.wait()
+    log.info("shutting down: draining connections")
+    probe.draining = True
+    await serve_task.cancel()
+    await server.drain(config.shutdown_timeout_s)
+    await broker.stop()
+    await http_task.cancel()
+    store.close()
+    log.info("stopped")
+    return 0
+
+
+async def _start_when_reachable(broker: Broker, objects: ObjectStore) -> None:
+    delay = 0.2
+    while True:
+        try:
+            await curio.run_in_thread(objects.ensure_bucket)
+            await broker.start()
+            return
+        except (StoreUnavailable, KafkaError) as exc:
+            log.warning("waiting for etcd and S3: %s", exc)
+            await curio.sleep(delay)
+            delay = min(delay * 2, 5.0)
+
+
+def serve(config: Config, on_ready: Callable[[str], None] | None = None) -> int:
+    return curio.run(run, config, on_ready)

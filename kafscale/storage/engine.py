@@ -1,0 +1,297 @@
+"""The log manager: topics, partition logs, the segment cache and background work.
+
+It owns one ``PartitionLog`` per partition this broker has touched, the topic table
+(kept fresh by an etcd watch), the byte-bounded segment cache with de-duplicated
+S3 reads, the commit notification that wakes long-polling fetches, the flush timer,
+and the worker that deletes a deleted topic's objects in the background.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections import Counter
+from typing import Any
+
+from kafscale import _fast
+from kafscale.config import Config
+from kafscale.errors import (ErrorCode, InvalidPartitions, InvalidTopic, KafkaError, TopicExists,
+                             UnknownTopicOrPartition)
+from kafscale.metadata.cluster import Cluster, SegmentRef, TopicRecord
+from kafscale.runtime import Runtime
+from kafscale.storage import segment as fmt
+from kafscale.storage.cache import SegmentCache
+from kafscale.storage.log import WHOLE_READ_LIMIT, PartitionLog, nonce
+from kafscale.storage.objectstore import ObjectStore, ObjectStoreError
+
+log = logging.getLogger(__name__)
+
+_TOPIC_RE = re.compile(r"^[a-zA-Z0-9._-]{1,249}$")
+
+# Topic configs we accept and act on (others are stored but ignored, as Kafka's are
+# validated against its broker version; unknown keys get INVALID_CONFIG).
+TOPIC_CONFIGS = {
+    "max.message.bytes", "retention.ms", "retention.bytes", "segment.bytes", "cleanup.policy",
+    "compression.type", "message.timestamp.type", "min.insync.replicas", "flush.ms",
+    "segment.ms", "message.timestamp.difference.max.ms", "delete.retention.ms",
+    "unclean.leader.election.enable", "min.compaction.lag.ms", "max.compaction.lag.ms",
+    "message.downconversion.enable", "preallocate", "index.interval.bytes",
+    "segment.index.bytes", "segment.jitter.ms", "file.delete.delay.ms", "flush.messages",
+    "local.retention.ms", "local.retention.bytes", "remote.storage.enable",
+    "message.timestamp.before.max.ms", "message.timestamp.after.max.ms", "min.cleanable.dirty.ratio",
+    "follower.replication.throttled.replicas", "leader.replication.throttled.replicas",
+}
+
+
+def validate_topic_name(name: str) -> None:
+    if not name or name in (".", "..") or not _TOPIC_RE.match(name):
+        raise InvalidTopic(f"invalid topic name {name!r}")
+
+
+class LogManager:
+    def __init__(self, rt: Runtime, config: Config, cluster: Cluster, objects: ObjectStore) -> None:
+        self.rt = rt
+        self.config = config
+        self.cluster = cluster
+        self.objects = objects
+        self.broker_id = config.broker_id
+        self.cache = SegmentCache(config.cache_bytes)
+        self.topics: dict[str, TopicRecord] = {}
+        self.topics_by_id: dict[bytes, TopicRecord] = {}
+        self.logs: dict[tuple[str, int], PartitionLog] = {}
+        self.pending_bytes = 0
+        self.stats: Counter[str] = Counter()
+        self._inflight_reads: dict[str, Any] = {}
+        self._commit_event = rt.event()
+        self._deletions_wake = rt.event()
+        self._tasks: list[Any] = []
+        self._cancel_watch = None
+
+    # -- lifecycle ----------------------------------------------------------------------
+
+    async def start(self) -> None:
+        await self.refresh_topics()
+        queue = self.rt.thread_queue()
+        self._cancel_watch = await self.rt.run_in_thread(
+            self.cluster.store.watch_prefix, self.cluster.keys.topics(), queue.put)
+        self._tasks.append(await self.rt.spawn(self._watch_topics, queue))
+        self._tasks.append(await self.rt.spawn(self._flush_timer))
+        self._tasks.append(await self.rt.spawn(self._deletion_worker))
+
+    async def stop(self) -> None:
+        """Flush what is pending (bounded by the caller's timeout), then stop background work."""
+        for plog in list(self.logs.values()):
+            if plog._pending and plog.owned:
+                await plog._kick()
+        deadline = self.rt.monotonic() + self.config.shutdown_timeout_s
+        while any(p._flushing for p in self.logs.values()) and self.rt.monotonic() < deadline:
+            await self.rt.sleep(0.01)
+        for task in self._tasks:
+            await task.cancel()
+        if self._cancel_watch:
+            await self.rt.run_in_thread(self._cancel_watch)
+
+    async def _watch_topics(self, queue) -> None:
+        while True:
+            await queue.get()
+            try:
+                await self.refresh_topics()
+            except Exception as exc:  # noqa: BLE001 - keep watching; the next event retries
+                log.warning("topic refresh failed: %s", exc)
+
+    async def refresh_topics(self) -> None:
+        topics = await self.rt.run_in_thread(self.cluster.list_topics)
+        self._set_topics(topics)
+
+    def _set_topics(self, topics: dict[str, TopicRecord]) -> None:
+        for (name, p), plog in list(self.logs.items()):
+            rec = topics.get(name)
+            if rec is None or rec.id != plog.topic.id or p >= rec.partitions:
+                plog.owned = False
+                del self.logs[(name, p)]
+        self.topics = topics
+        self.topics_by_id = {t.id_bytes: t for t in topics.values()}
+
+    async def _flush_timer(self) -> None:
+        interval = max(self.config.flush_interval_ms, 5) / 1000.0
+        while True:
+            await self.rt.sleep(interval)
+            for plog in list(self.logs.values()):
+                if plog.pending_bytes:
+                    await plog.flush_timer_tick()
+
+    # -- topics -------------------------------------------------------------------------
+
+    def topic(self, name: str) -> TopicRecord | None:
+        return self.topics.get(name)
+
+    def topic_config(self, topic: TopicRecord, key: str, default: Any) -> Any:
+        value = topic.config.get(key)
+        if value is None:
+            return default
+        return type(default)(value)
+
+    def max_message_bytes(self, topic: TopicRecord) -> int:
+        return self.topic_config(topic, "max.message.bytes", self.config.max_message_bytes)
+
+    async def create_topic(self, name: str, partitions: int, config: dict[str, str] | None = None,
+                           validate_only: bool = False) -> TopicRecord:
+        validate_topic_name(name)
+        if partitions == -1:
+            partitions = self.config.default_partitions
+        if partitions <= 0 or partitions > 100_000:
+            raise InvalidPartitions(f"invalid partition count {partitions}")
+        config = dict(config or {})
+        for key, value in config.items():
+            if key not in TOPIC_CONFIGS:
+                raise KafkaError(f"unknown topic config {key!r}", code=ErrorCode.INVALID_CONFIG)
+            if key in ("max.message.bytes", "retention.ms", "retention.bytes", "segment.bytes"):
+                try:
+                    int(value)
+                except (TypeError, ValueError):
+                    raise KafkaError(f"{key} must be an integer", code=ErrorCode.INVALID_CONFIG) from None
+        if validate_only:
+            if name in self.topics:
+                raise TopicExists(f"topic {name!r} already exists")
+            return TopicRecord(name, "0" * 32, partitions, config)
+        rec = await self.rt.run_in_thread(self.cluster.create_topic, name, partitions, config)
+        self._set_topics({**self.topics, name: rec})
+        return rec
+
+    async def delete_topic(self, name: str) -> TopicRecord:
+        rec = await self.rt.run_in_thread(self.cluster.delete_topic, name)
+        topics = dict(self.topics)
+        topics.pop(name, None)
+        self._set_topics(topics)
+        self.cache.discard_prefix(f"{self.config.s3_namespace}/{name}/")
+        await self._deletions_wake.set()
+        return rec
+
+    async def ensure_topic(self, name: str) -> TopicRecord | None:
+        """The topic, auto-created when allowed; None if unknown and not creatable."""
+        rec = self.topics.get(name)
+        if rec is not None or not self.config.auto_create_topics:
+            return rec
+        try:
+            return await self.create_topic(name, self.config.default_partitions)
+        except TopicExists:
+            await self.refresh_topics()
+            return self.topics.get(name)
+
+    async def _deletion_worker(self) -> None:
+        while True:
+            try:
+                for topic_id, name in await self.rt.run_in_thread(self.cluster.pending_deletions):
+                    await self._delete_objects(topic_id, name)
+            except Exception as exc:  # noqa: BLE001 - retried on the next round
+                log.warning("background topic deletion: %s", exc)
+            self._deletions_wake = self.rt.event()
+            await self.rt.wait(self._deletions_wake, 30.0)
+
+    async def _delete_objects(self, topic_id: str, name: str) -> None:
+        marker = f"-{topic_id[:12]}-"
+        keys = [k for k in await self.rt.run_in_thread(
+            lambda: list(self.objects.list(f"{self.config.s3_namespace}/{name}/"))) if marker in k]
+        for i in range(0, len(keys), 1000):
+            await self.rt.run_in_thread(self.objects.delete_many, keys[i:i + 1000])
+        await self.rt.run_in_thread(self.cluster.finish_deletion, topic_id)
+        log.info("deleted %d objects of topic %s (%s)", len(keys), name, topic_id)
+
+    # -- partitions ---------------------------------------------------------------------
+
+    def object_stem(self, topic: TopicRecord, partition: int, base: int, epoch: int) -> str:
+        # Write-once keys: the epoch and a nonce make every upload's key unique, so no
+        # writer (fenced or retrying) can ever replace a committed object; the topic id
+        # lets a background delete tell a deleted topic's objects from a new one's.
+        return (f"{self.config.s3_namespace}/{topic.name}/{partition}/"
+                f"segment-{base:020d}-{topic.id[:12]}-{epoch}-{nonce()}")
+
+    async def partition_log(self, name: str, partition: int) -> PartitionLog:
+        """The partition's log, owned by this broker (claimed on first use)."""
+        topic = self.topics.get(name)
+        if topic is None or not 0 <= partition < topic.partitions:
+            raise UnknownTopicOrPartition(f"unknown partition {name}-{partition}")
+        key = (name, partition)
+        plog = self.logs.get(key)
+        if plog is None or (not plog.owned and not plog._flushing):
+            plog = PartitionLog(self, topic, partition)
+            self.logs[key] = plog
+            try:
+                await plog.claim()
+            except BaseException:
+                if self.logs.get(key) is plog:
+                    del self.logs[key]
+                raise
+        return plog
+
+    # -- reads --------------------------------------------------------------------------
+
+    async def segment_bytes(self, seg: SegmentRef) -> bytes:
+        """A whole segment object, from the cache or S3 (one GET per key at a time)."""
+        key = seg.key + ".kfs"
+        while True:
+            data = self.cache.get(key)
+            if data is not None:
+                return data
+            waiting = self._inflight_reads.get(key)
+            if waiting is None:
+                break
+            await waiting.wait()
+            if self.cache.get(key) is None:
+                break  # the other read failed or was not cacheable: do our own
+        done = self.rt.event()
+        self._inflight_reads[key] = done
+        try:
+            data = await self.rt.run_in_thread(self.objects.get, key)
+            self.stats["s3_gets"] += 1
+            try:
+                fmt.parse_segment(data, verify=True)
+            except ValueError as exc:
+                log.error("corrupt segment object %s: %s", key, exc)
+                raise KafkaError(f"corrupt segment {key}: {exc}", code=ErrorCode.CORRUPT_MESSAGE) from None
+            self.cache.put(key, data)
+            return data
+        finally:
+            del self._inflight_reads[key]
+            await done.set()
+
+    async def read_segment_range(self, seg: SegmentRef, offset: int, max_bytes: int) -> memoryview:
+        if seg.size <= WHOLE_READ_LIMIT or self.cache.get(seg.key + ".kfs") is not None:
+            data = await self.segment_bytes(seg)
+            view = memoryview(data)[:len(data) - fmt.FOOTER_SIZE]
+            begin, end = _fast.scan_batches(view, fmt.HEADER_SIZE, offset, max_bytes)
+            return view[begin:end]
+        # A large segment: find the batch through the index, then read a byte range.
+        index = fmt.parse_index(await self.rt.run_in_thread(self.objects.get, seg.key + ".index"))
+        pos = fmt.index_lookup(index, offset)
+        body_end = seg.size - fmt.FOOTER_SIZE
+        want = max_bytes
+        while True:
+            length = min(body_end - pos, want + 64 * 1024)
+            chunk = await self.rt.run_in_thread(self.objects.get, seg.key + ".kfs", pos, length)
+            self.stats["s3_range_gets"] += 1
+            begin, end = _fast.scan_batches(chunk, 0, offset, max_bytes)
+            if end > begin or pos + length >= body_end:
+                return memoryview(chunk)[begin:end]
+            # A single batch larger than what we read: read again, wide enough for it.
+            want = max(want * 2, 1 << 20)
+
+    # -- notifications ------------------------------------------------------------------
+
+    async def notify_commit(self) -> None:
+        ev, self._commit_event = self._commit_event, self.rt.event()
+        await ev.set()
+
+    async def wait_commit(self, timeout: float) -> bool:
+        return await self.rt.wait(self._commit_event, timeout)
+
+    # -- health -------------------------------------------------------------------------
+
+    def check_s3(self) -> None:
+        self.objects.ping()
+
+    def check_etcd(self) -> None:
+        self.cluster.store.ping()
+
+
+__all__ = ["LogManager", "ObjectStoreError", "validate_topic_name"]

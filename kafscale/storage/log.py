@@ -1,0 +1,324 @@
+"""One partition's log: offset assignment, the flush pipeline, and committed reads.
+
+Write path (DESIGN.md section 2)::
+
+    append(batches) ──▶ rewrite base offsets ──▶ pending buffer ──┐
+                                                                  ▼
+            ┌── flusher (at most one upload in flight per partition) ──┐
+            │ take pending (up to segment.bytes), build .kfs + .index  │
+            │ PUT both objects (write-once keys carrying the epoch)    │
+            │ etcd txn: [leader == our epoch, state == last seen]      │
+            │           → put manifest entry + new high watermark      │
+            └── answer every append the segment covers ────────────────┘
+
+Whatever arrives while an upload flies waits for the next one (group commit). A flush
+starts at once when nothing is in flight, when pending bytes reach segment.bytes, and
+the flush.interval.ms timer bounds how long pending data can sit in any case.
+
+On any failure of a flush the appends it covers AND everything pending behind it are
+failed with a retriable error and the next offset falls back to the committed high
+watermark, so the log never has a gap: nothing uncommitted was ever acknowledged or
+served. A failed commit whose outcome is unknown (etcd went away mid-call) is found
+out by the next commit's compare, which then reloads the partition from etcd.
+"""
+
+from __future__ import annotations
+
+import bisect
+import logging
+import os
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from kafscale import _fast
+from kafscale.errors import ErrorCode, Fenced, KafkaError, NotLeader, OffsetOutOfRange, StorageError
+from kafscale.metadata.cluster import CommitConflict, Leader, PartitionState, SegmentRef, TopicRecord
+from kafscale.metadata.store import StoreUnavailable
+from kafscale.storage import segment as fmt
+
+if TYPE_CHECKING:
+    from kafscale.storage.engine import LogManager
+
+log = logging.getLogger(__name__)
+
+# Segments up to this size are read whole (and cached); larger ones by index + range.
+WHOLE_READ_LIMIT = 16 * 1024 * 1024
+
+
+class _Waiter:
+    __slots__ = ("event", "base", "end", "error")
+
+    def __init__(self, event, base: int, end: int) -> None:
+        self.event = event
+        self.base = base
+        self.end = end  # one past the last offset of this append
+        self.error: KafkaError | None = None
+
+
+@dataclass
+class ReadResult:
+    records: memoryview | bytes | None
+    hw: int
+    log_start: int
+
+
+class PartitionLog:
+    def __init__(self, mgr: "LogManager", topic: TopicRecord, partition: int) -> None:
+        self.mgr = mgr
+        self.rt = mgr.rt
+        self.topic = topic
+        self.name = topic.name
+        self.partition = partition
+        self.leader: Leader | None = None
+        self.leader_raw: bytes | None = None
+        self.state = PartitionState()
+        self.state_raw: bytes | None = None
+        self.segments: list[SegmentRef] = []
+        self._bases: list[int] = []
+        self.owned = False
+        self.next_offset = 0
+        self._pending: list[bytearray] = []
+        self._pending_waiters: list[_Waiter] = []
+        self._pending_bytes = 0
+        self._pending_max_ts = -1
+        self._pending_since = 0.0
+        self._flushing = False
+        self._timer = None
+
+    def __repr__(self) -> str:
+        return f"PartitionLog({self.name}-{self.partition}, hw={self.hw}, epoch={self.epoch})"
+
+    # -- state ------------------------------------------------------------------------
+
+    @property
+    def hw(self) -> int:
+        return self.state.hw
+
+    @property
+    def log_start(self) -> int:
+        return self.state.log_start
+
+    @property
+    def epoch(self) -> int:
+        return self.leader.epoch if self.leader else 0
+
+    def _install(self, snap) -> None:
+        self.leader, self.leader_raw = snap.leader, snap.leader_raw
+        self.state, self.state_raw = snap.state, snap.state_raw
+        self.segments = sorted(snap.segments, key=lambda s: s.base)
+        self._bases = [s.base for s in self.segments]
+
+    async def load(self) -> None:
+        snap = await self.rt.run_in_thread(self.mgr.cluster.load_partition, self.name, self.partition)
+        self._install(snap)
+
+    async def claim(self) -> None:
+        """Become the owner: load the partition and bump its leader epoch."""
+        await self.load()
+        leader, raw = await self.rt.run_in_thread(
+            self.mgr.cluster.claim_partition, self.topic, self.partition, self.mgr.broker_id, self.leader_raw)
+        self.leader, self.leader_raw = leader, raw
+        self.next_offset = self.state.hw
+        self.owned = True
+        log.info("%s-%d: owner at epoch %d, hw %d", self.name, self.partition, leader.epoch, self.hw)
+
+    # -- write path -------------------------------------------------------------------
+
+    @property
+    def pending_bytes(self) -> int:
+        return self._pending_bytes
+
+    async def append(self, batches: bytearray, n_offsets: int, max_ts: int, timeout: float) -> int:
+        """Assign offsets to validated ``batches``; return the base offset once committed."""
+        if not self.owned:
+            raise NotLeader(f"{self.name}-{self.partition} is not owned by this broker")
+        base = self.next_offset
+        _fast.rewrite_base_offsets(batches, base)
+        self.next_offset = base + n_offsets
+        waiter = _Waiter(self.rt.event(), base, base + n_offsets)
+        if not self._pending:
+            self._pending_since = self.rt.monotonic()
+        self._pending.append(batches)
+        self._pending_waiters.append(waiter)
+        self._pending_bytes += len(batches)
+        self._pending_max_ts = max(self._pending_max_ts, max_ts)
+        self.mgr.pending_bytes += len(batches)
+        await self._kick()
+        if not await self.rt.wait(waiter.event, timeout):
+            raise KafkaError("produce not committed within its timeout", ErrorCode.REQUEST_TIMED_OUT)
+        if waiter.error is not None:
+            raise waiter.error
+        return base
+
+    async def _kick(self) -> None:
+        if self._flushing:
+            return
+        self._flushing = True
+        await self.rt.spawn(self._flush_loop)
+
+    def _take(self) -> tuple[list[bytearray], list[_Waiter], int]:
+        """Take pending chunks up to segment.bytes (at least one)."""
+        limit = self.mgr.config.segment_bytes
+        n, size = 0, 0
+        while n < len(self._pending) and (n == 0 or size + len(self._pending[n]) <= limit):
+            size += len(self._pending[n])
+            n += 1
+        chunks, waiters = self._pending[:n], self._pending_waiters[:n]
+        del self._pending[:n]
+        del self._pending_waiters[:n]
+        max_ts = self._pending_max_ts
+        self._pending_bytes -= size
+        self.mgr.pending_bytes -= size
+        if not self._pending:
+            self._pending_max_ts = -1
+        else:
+            self._pending_since = self.rt.monotonic()
+        return chunks, waiters, max_ts
+
+    async def _flush_loop(self) -> None:
+        try:
+            while self._pending and self.owned:
+                chunks, waiters, max_ts = self._take()
+                await self._flush(chunks, waiters, max_ts)
+        finally:
+            self._flushing = False
+
+    async def _flush(self, chunks: list[bytearray], waiters: list[_Waiter], max_ts: int) -> None:
+        base = waiters[0].base
+        size = sum(len(c) for c in chunks)
+        last = waiters[-1].end - 1
+        count = last - base + 1
+        try:
+            ref, seg_bytes = await self._upload(chunks, base, last, count, size, max_ts)
+            new_state = PartitionState(last + 1, self.state.log_start)
+            new_raw = await self.rt.run_in_thread(
+                self.mgr.cluster.commit_segment, self.name, self.partition,
+                self.leader_raw, self.state_raw, ref, new_state)
+        except Exception as exc:  # noqa: BLE001 - every failure fails the appends, never the broker
+            await self._fail(waiters, exc)
+            return
+        self.state, self.state_raw = new_state, new_raw
+        self.segments.append(ref)
+        self._bases.append(ref.base)
+        self.mgr.cache.put(ref.key + ".kfs", seg_bytes)
+        self.mgr.stats["segments_flushed"] += 1
+        self.mgr.stats["bytes_flushed"] += size
+        for w in waiters:
+            await w.event.set()
+        await self.mgr.notify_commit()
+
+    async def _upload(self, chunks, base, last, count, size, max_ts) -> tuple[SegmentRef, bytes]:
+        now_ms = int(time.time() * 1000)
+        seg_bytes = fmt.encode_segment(base, count, last, now_ms, chunks)
+        index_bytes = fmt.encode_index(memoryview(seg_bytes)[fmt.HEADER_SIZE:len(seg_bytes) - fmt.FOOTER_SIZE],
+                                       self.mgr.config.index_interval)
+        key = self.mgr.object_stem(self.topic, self.partition, base, self.epoch)
+        store = self.mgr.objects
+        # The index is written first: a segment object never exists without its index.
+        await self.rt.run_in_thread(store.put, key + ".index", index_bytes)
+        await self.rt.run_in_thread(store.put, key + ".kfs", seg_bytes)
+        self.mgr.stats["s3_puts"] += 2
+        return SegmentRef(key, base, last, count, len(seg_bytes), max_ts, self.epoch, now_ms), seg_bytes
+
+    async def _fail(self, waiters: list[_Waiter], exc: Exception) -> None:
+        if isinstance(exc, Fenced):
+            error: KafkaError = NotLeader(str(exc))
+            self.owned = False
+            log.warning("%s-%d: fenced: %s", self.name, self.partition, exc)
+        elif isinstance(exc, KafkaError):
+            error = exc if exc.retriable else StorageError(str(exc))
+            log.warning("%s-%d: flush failed: %s", self.name, self.partition, exc)
+        elif isinstance(exc, StoreUnavailable):
+            error = StorageError(f"metadata store unavailable: {exc}")
+            log.warning("%s-%d: commit failed: %s", self.name, self.partition, exc)
+        else:
+            error = StorageError(f"flush failed: {type(exc).__name__}: {exc}")
+            log.exception("%s-%d: unexpected flush failure", self.name, self.partition)
+        # Everything behind the failed flush had offsets assigned after it: fail it too.
+        waiters = waiters + self._pending_waiters
+        self.mgr.pending_bytes -= self._pending_bytes
+        self._pending, self._pending_waiters = [], []
+        self._pending_bytes, self._pending_max_ts = 0, -1
+        self.next_offset = self.state.hw
+        if isinstance(exc, CommitConflict) or isinstance(exc, StoreUnavailable):
+            # An earlier commit may have landed after all: re-read before the next append.
+            try:
+                await self.load()
+                self.next_offset = self.state.hw
+                if self.leader is None or self.leader.broker != self.mgr.broker_id or \
+                        self.leader.tid != self.topic.id:
+                    self.owned = False
+            except Exception as reload_exc:  # noqa: BLE001 - stay owned; the next commit re-checks
+                log.info("%s-%d: reload after failed commit failed: %s", self.name, self.partition, reload_exc)
+                self.owned = False  # cannot prove ownership; the manager reclaims
+        for w in waiters:
+            w.error = error
+            await w.event.set()
+
+    # -- read path --------------------------------------------------------------------
+
+    def segment_for(self, offset: int) -> SegmentRef | None:
+        i = bisect.bisect_right(self._bases, offset) - 1
+        if i < 0:
+            return None
+        seg = self.segments[i]
+        return seg if seg.base <= offset <= seg.last else None
+
+    async def read(self, offset: int, max_bytes: int) -> ReadResult:
+        """Committed batches from ``offset`` (whole batches, at least one), up to ``max_bytes``."""
+        hw, start = self.state.hw, self.state.log_start
+        if offset < start or offset > hw:
+            raise OffsetOutOfRange(f"offset {offset} outside [{start}, {hw}]")
+        if offset == hw:
+            return ReadResult(None, hw, start)
+        seg = self.segment_for(offset)
+        if seg is None:
+            # Offsets below the first manifest entry (retention moved log start) or a
+            # manifest hole can only mean our view is stale: re-read it.
+            await self.load()
+            seg = self.segment_for(offset)
+            if seg is None:
+                raise OffsetOutOfRange(f"offset {offset} is in no committed segment")
+        records = await self.mgr.read_segment_range(seg, offset, max_bytes)
+        return ReadResult(records, hw, start)
+
+    async def offset_for_timestamp(self, ts: int) -> tuple[int, int]:
+        """(offset, timestamp) of the first record with timestamp >= ts, or (-1, -1)."""
+        from kafscale.protocol.records import decode_batch_records
+
+        for seg in self.segments:
+            if seg.max_ts < ts or seg.last < self.state.log_start:
+                continue
+            data = await self.mgr.segment_bytes(seg)
+            body_end = len(data) - fmt.FOOTER_SIZE
+            view = memoryview(data)[:body_end]
+            pos = _fast.find_timestamp(view, fmt.HEADER_SIZE, ts)
+            while pos >= 0:
+                begin, end = _fast.scan_batches(view, pos, 0, 1)
+                for rec in decode_batch_records(view[begin:end]):
+                    if rec.timestamp >= ts and rec.offset >= self.state.log_start:
+                        return rec.offset, rec.timestamp
+                pos = _fast.find_timestamp(view, end, ts) if end < body_end else -1
+        return -1, -1
+
+    def max_timestamp(self) -> tuple[int, int]:
+        """(offset, timestamp) of the segment holding the largest timestamp (ListOffsets -3)."""
+        best: SegmentRef | None = None
+        for seg in self.segments:
+            if best is None or seg.max_ts > best.max_ts:
+                best = seg
+        if best is None:
+            return -1, -1
+        return best.last, best.max_ts
+
+    async def flush_timer_tick(self) -> None:
+        """Called by the manager's timer: flush data that waited flush.interval.ms."""
+        interval = self.mgr.config.flush_interval_ms / 1000.0
+        if self._pending and not self._flushing and \
+                self.rt.monotonic() - self._pending_since >= interval:
+            await self._kick()
+
+
+def nonce() -> str:
+    return os.urandom(4).hex()

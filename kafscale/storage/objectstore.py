@@ -1,0 +1,92 @@
+"""The object-store adapter: S3 through the (blocking) minio client. The only minio importer.
+
+Every failure becomes ObjectStoreError (a retriable KAFKA_STORAGE_ERROR) or
+ObjectNotFound, so nothing above sees minio or urllib3 types. Timeouts and retries
+are short and bounded: a produce must fail within its timeout when S3 is gone.
+"""
+
+from __future__ import annotations
+
+import io
+from typing import Iterator
+from urllib.parse import urlparse
+
+import urllib3
+from minio import Minio
+from minio.deleteobjects import DeleteObject
+from minio.error import MinioException, S3Error
+
+from kafscale.errors import StorageError
+
+
+class ObjectStoreError(StorageError):
+    pass
+
+
+class ObjectNotFound(ObjectStoreError):
+    pass
+
+
+class ObjectStore:
+    def __init__(self, endpoint: str, bucket: str, access_key: str, secret_key: str,
+                 region: str = "us-east-1", timeout: float = 10.0, pool_size: int = 64) -> None:
+        url = urlparse(endpoint if "://" in endpoint else f"http://{endpoint}")
+        if not url.hostname:
+            raise ValueError(f"bad S3 endpoint {endpoint!r}")
+        http = urllib3.PoolManager(
+            timeout=urllib3.Timeout(connect=min(timeout, 3.0), read=timeout),
+            maxsize=pool_size,
+            retries=urllib3.Retry(total=2, connect=1, read=1, backoff_factor=0.1,
+                                  status_forcelist=(500, 502, 503, 504)),
+        )
+        self.bucket = bucket
+        self._client = Minio(url.netloc, access_key=access_key or None, secret_key=secret_key or None,
+                             secure=url.scheme == "https", region=region or None, http_client=http)
+
+    def _call(self, what: str, fn, *args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except S3Error as exc:
+            if exc.code in ("NoSuchKey", "NoSuchObject"):
+                raise ObjectNotFound(f"{what}: {exc.code}") from exc
+            raise ObjectStoreError(f"{what}: {exc.code}: {exc.message}") from exc
+        except (MinioException, urllib3.exceptions.HTTPError, OSError, ValueError) as exc:
+            raise ObjectStoreError(f"{what}: {type(exc).__name__}: {exc}") from exc
+
+    def put(self, key: str, data: bytes | bytearray | memoryview) -> None:
+        size = len(data)
+        self._call(f"PUT {key}", self._client.put_object, self.bucket, key,
+                   io.BytesIO(data), size, content_type="application/octet-stream")
+
+    def get(self, key: str, offset: int = 0, length: int = 0) -> bytes:
+        """The object's bytes, or ``length`` bytes from ``offset`` (0: to the end)."""
+        def read() -> bytes:
+            resp = self._client.get_object(self.bucket, key, offset=offset, length=length)
+            try:
+                return resp.read()
+            finally:
+                resp.close()
+                resp.release_conn()
+        return self._call(f"GET {key}", read)
+
+    def list(self, prefix: str) -> Iterator[str]:
+        return iter(self._call(f"LIST {prefix}", lambda: [
+            o.object_name for o in self._client.list_objects(self.bucket, prefix=prefix, recursive=True)]))
+
+    def delete_many(self, keys: list[str]) -> None:
+        def delete() -> None:
+            errors = list(self._client.remove_objects(self.bucket, [DeleteObject(k) for k in keys]))
+            if errors:
+                raise ObjectStoreError(f"DELETE: {len(errors)} objects not deleted: {errors[0]}")
+        if keys:
+            self._call("DELETE", delete)
+
+    def ensure_bucket(self) -> None:
+        def ensure() -> None:
+            if not self._client.bucket_exists(self.bucket):
+                self._client.make_bucket(self.bucket)
+        self._call(f"bucket {self.bucket}", ensure)
+
+    def ping(self) -> None:
+        if not self._call(f"HEAD {self.bucket}", self._client.bucket_exists, self.bucket):
+            raise ObjectStoreError(f"bucket {self.bucket!r} does not exist")
