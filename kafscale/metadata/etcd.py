@@ -13,7 +13,10 @@ import threading
 from typing import Callable, Iterable
 
 import etcd3
+import etcd3.events
 import etcd3.exceptions
+import etcd3.transactions
+import etcd3.utils
 import grpc
 
 from kafscale.metadata.store import Delete, MetadataStore, Op, Put, StoreUnavailable, ValueIs, WatchEvent
@@ -41,7 +44,7 @@ def parse_endpoints(text: str) -> list[tuple[str, int]]:
 
 class EtcdStore(MetadataStore):
     def __init__(self, endpoints: str, timeout: float = 5.0) -> None:
-        eps = [etcd3.client.Endpoint(h, p, secure=False, time_retry=1.0) for h, p in parse_endpoints(endpoints)]
+        eps = [etcd3.Endpoint(h, p, secure=False, time_retry=1.0) for h, p in parse_endpoints(endpoints)]
         self._client = etcd3.MultiEndpointEtcd3Client(endpoints=eps, timeout=timeout, failover=True)
         self._closed = False
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import signal
+import threading
 from typing import Callable
 
 import curio
@@ -63,21 +64,25 @@ async def run(config: Config, on_ready: Callable[[str], None] | None = None) -> 
     probe = ReadinessProbe({"s3": logs.check_s3, "etcd": logs.check_etcd})
     http = HttpServer(config.bind_host, config.metrics_port, probe, lambda: metrics_text(broker, server))
 
-    stop = curio.SignalEvent(signal.SIGTERM, signal.SIGINT)
+    stop = curio.UniversalEvent()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        # Set from a helper thread: the handler runs on the kernel's thread and must not
+        # take the event's lock there.
+        signal.signal(sig, lambda *_: threading.Thread(target=stop.set, daemon=True).start())
     # Bind first so a port clash fails at once, then wait for etcd and S3 (in Kubernetes
     # they may start after us); /healthz answers meanwhile, /readyz says why not ready.
     await server.bind()
     await http.bind()
     http_task = await curio.spawn(http.serve, daemon=True)
     start_task = await curio.spawn(_start_when_reachable, broker, objects, daemon=True)
-    waiter = await curio.spawn(stop.wait, daemon=True)
-    async with curio.TaskGroup([start_task, waiter]) as group:
-        first = await group.next_done()
-        if first is waiter:
+    while not start_task.terminated:
+        if stop.is_set():
             await start_task.cancel()
             await http_task.cancel()
             store.close()
             return 0
+        await curio.ignore_after(0.1, stop.wait)
+    await start_task.join()
     log.info("kafscale broker %d ready: bootstrap %s:%d, http :%d", config.broker_id, config.broker_host,
              server.port, http.port)
     if on_ready:

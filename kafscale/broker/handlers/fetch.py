@@ -71,7 +71,7 @@ async def _read_all(ctx, req: FetchRequest, max_bytes: int):
                     partition_index=p.partition, error_code=0, high_watermark=hw,
                     last_stable_offset=hw, log_start_offset=start, aborted_transactions=None
                     if v >= 4 else [], preferred_read_replica=-1,
-                    records=result_records if size else None))
+                    records=result_records if size else b""))
             except KafkaError as exc:
                 errors += 1
                 parts.append(_error(p.partition, exc.code, getattr(plog, "hw", -1) if exc.code ==
@@ -84,4 +84,4 @@ async def _read_all(ctx, req: FetchRequest, max_bytes: int):
 
 def _error(partition: int, code: int, hw: int = -1, log_start: int = -1):
     return R.PartitionData(partition_index=partition, error_code=code, high_watermark=hw,
-                           last_stable_offset=hw, log_start_offset=log_start, records=None)
+                           last_stable_offset=hw, log_start_offset=log_start, records=b"")

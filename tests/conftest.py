@@ -1,0 +1,72 @@
+"""Shared fixtures: a real etcd + S3 server for the session, and broker subprocesses.
+
+    def test_something(broker):                 # one started broker
+        Producer({"bootstrap.servers": broker.bootstrap})
+
+    def test_cluster(broker_factory):            # several, with options
+        a = broker_factory(options={"segment_bytes": 4096, "flush_interval_ms": 10})
+        b = broker_factory()                     # same etcd prefix + S3 namespace as a
+        b.kill(); b.restart()
+
+Every test's brokers share an etcd prefix and S3 namespace no other test uses. When a
+test fails, the tail of each of its brokers' logs is attached to the report.
+"""
+
+from __future__ import annotations
+
+import pathlib
+import sys
+
+import pytest
+
+TESTS_DIR = pathlib.Path(__file__).resolve().parent
+if str(TESTS_DIR) not in sys.path:
+    sys.path.insert(0, str(TESTS_DIR))
+
+from support.procs import BrokerFactory, BrokerProcess, free_port  # noqa: E402
+
+from kafscale.localstack import LocalStack  # noqa: E402
+
+__all__ = ["BrokerProcess", "free_port"]
+
+_FACTORIES = pytest.StashKey[list]()
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory):
+    """One LocalStack (etcd + SeaweedFS S3) for the whole session."""
+    s = LocalStack(tmp_path_factory.mktemp("stack"))  # logs in <dir>/logs
+    s.start()
+    try:
+        yield s
+    finally:
+        s.stop()
+
+
+@pytest.fixture
+def broker_factory(stack, tmp_path, request):
+    """Call it to get started brokers: ``broker_factory(broker_id=None, start=True,
+    wait_ready=True, timeout=30, options={...}, extra_args=[...], env={...})``."""
+    factory = BrokerFactory(stack, tmp_path / "brokers")
+    request.node.stash.setdefault(_FACTORIES, []).append(factory)
+    try:
+        yield factory
+    finally:
+        factory.close()
+
+
+@pytest.fixture
+def broker(broker_factory) -> BrokerProcess:
+    """One started broker with default options."""
+    return broker_factory()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    report = outcome.get_result()
+    if not report.failed:
+        return
+    for factory in item.stash.get(_FACTORIES, []):
+        for title, text in factory.log_tails():
+            report.sections.append((f"{title} [{report.when}]", text or "(empty)"))

@@ -1,0 +1,187 @@
+"""Bad input gets the right answer, and other clients keep being served meanwhile."""
+
+from __future__ import annotations
+
+import struct
+import threading
+import uuid
+
+import pytest
+
+from kafscale.protocol import messages
+from kafscale.protocol.records import build_batch
+from tests.integration.test_clients import confluent_consume, confluent_produce, create_topic
+from tests.integration.clientdata import messages as make_messages
+from tests.support.rawclient import RawClient, create_topic_request, produce_request
+
+CORRUPT_MESSAGE, UNKNOWN_TOPIC_OR_PARTITION, MESSAGE_TOO_LARGE, UNSUPPORTED_VERSION = 2, 3, 10, 35
+
+
+@pytest.fixture
+def busy(broker):
+    """A real client producing and consuming on its own connection throughout the test."""
+    topic = f"busy-{uuid.uuid4().hex[:6]}"
+    create_topic(broker.bootstrap, topic, partitions=1)
+    errors: list[BaseException] = []
+    stop = threading.Event()
+    rounds = [0]
+
+    def loop():
+        try:
+            n = 0
+            while not stop.is_set():
+                msgs = make_messages(50, partitions=1, tag=str(rounds[0]))
+                confluent_produce(broker.bootstrap, topic, msgs, "none")
+                n += 50
+                got, _ = confluent_consume(broker.bootstrap, topic, n, partitions=1, timeout=30)
+                assert sum(len(v) for v in got.values()) == n
+                rounds[0] += 1
+        except BaseException as exc:  # noqa: BLE001 - reported by the fixture
+            errors.append(exc)
+
+    t = threading.Thread(target=loop, daemon=True)
+    t.start()
+    yield broker
+    stop.set()
+    t.join(120)
+    assert not errors, f"the other client failed: {errors[0]!r}"
+    assert rounds[0] >= 1, "the other client completed no round"
+    assert broker.running
+
+
+def _batch(n: int = 3, value: bytes = b"v") -> bytes:
+    return build_batch([(b"k", value, [], 1_700_000_000_000 + i) for i in range(n)])
+
+
+def _produce_code(client: RawClient, topic: str, partition: int, records: bytes, version: int = 9) -> int:
+    resp = client.request(0, version, produce_request(topic, partition, records))
+    return resp.responses[0].partition_responses[0].error_code
+
+
+def _alive(broker) -> None:
+    with RawClient(broker.bootstrap) as c:
+        resp = c.request(18, 3, messages.ApiVersionsRequest(client_software_name="t", client_software_version="1"))
+        assert resp.error_code == 0
+
+
+def test_truncated_frame_then_disconnect(busy):
+    with RawClient(busy.bootstrap) as c:
+        c.send_raw(struct.pack(">i", 100) + b"\x00\x12\x00\x03" + b"\x00" * 10)
+    _alive(busy)
+
+
+def test_truncated_body_inside_a_whole_frame_closes_only_that_connection(busy):
+    with RawClient(busy.bootstrap) as c:
+        body = struct.pack(">hhi", 3, 9, 1) + b"\x00"  # Metadata v9 header cut short
+        c.send_raw(struct.pack(">i", len(body)) + body)
+        assert c.is_closed()
+    _alive(busy)
+
+
+def test_oversized_frame_is_refused(busy):
+    with RawClient(busy.bootstrap) as c:
+        c.send_raw(struct.pack(">i", 2_000_000_000) + b"\x00" * 64)
+        assert c.is_closed()
+    _alive(busy)
+
+
+def test_garbage_bytes(busy):
+    with RawClient(busy.bootstrap) as c:
+        c.send_raw(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n" + bytes(range(256)) * 4)
+        assert c.is_closed()
+    _alive(busy)
+
+
+def test_unknown_api_key(busy):
+    with RawClient(busy.bootstrap) as c:
+        body = struct.pack(">hhi", 9999, 0, 7) + struct.pack(">h", -1)
+        c.send_raw(struct.pack(">i", len(body)) + body)
+        assert c.is_closed()
+    _alive(busy)
+
+
+def test_unsupported_api_versions_version_gets_error_and_the_list(busy):
+    with RawClient(busy.bootstrap) as c:
+        body = struct.pack(">hhi", 18, 99, 42) + struct.pack(">h", 4) + b"test" + b"\x00"
+        c.send_raw(struct.pack(">i", len(body)) + body)
+        frame = c.recv_frame()
+        assert frame is not None
+        correlation, error_code = struct.unpack_from(">ih", frame, 0)
+        assert (correlation, error_code) == (42, UNSUPPORTED_VERSION)
+        resp = messages.ApiVersionsResponse.decode(frame[4:], 0)
+        keys = {k.api_key: (k.min_version, k.max_version) for k in resp.api_keys}
+        assert keys[18] == (0, 4) and keys[0] == (3, 11)
+
+
+def test_unsupported_produce_version_closes_the_connection(busy):
+    with RawClient(busy.bootstrap) as c:
+        body = struct.pack(">hhi", 0, 2, 1) + struct.pack(">h", -1) + b"\x00" * 16
+        c.send_raw(struct.pack(">i", len(body)) + body)
+        assert c.is_closed()
+    _alive(busy)
+
+
+def test_wrong_crc_is_corrupt_message_for_that_partition_only(busy):
+    topic = f"crc-{uuid.uuid4().hex[:6]}"
+    with RawClient(busy.bootstrap) as c:
+        assert c.request(19, 5, create_topic_request(topic, 2)).topics[0].error_code == 0
+        bad = bytearray(_batch())
+        bad[-1] ^= 0xFF  # flip a byte of the last record: the CRC no longer matches
+        R = messages.ProduceRequest
+        req = R(acks=-1, timeout_ms=10000, topic_data=[R.TopicProduceData(name=topic, partition_data=[
+            R.PartitionProduceData(index=0, records=bytes(bad)),
+            R.PartitionProduceData(index=1, records=_batch())])])
+        parts = c.request(0, 9, req).responses[0].partition_responses
+        codes = {p.index: p.error_code for p in parts}
+        assert codes == {0: CORRUPT_MESSAGE, 1: 0}
+        # A good batch after a corrupt one in the same blob still fails the whole partition.
+        assert _produce_code(c, topic, 0, _batch() + bytes(bad)) == CORRUPT_MESSAGE
+        assert _produce_code(c, topic, 0, _batch()[:-5]) == CORRUPT_MESSAGE  # truncated
+        assert _produce_code(c, topic, 0, _batch()) == 0  # the connection still serves
+    got, offsets = confluent_consume(busy.bootstrap, topic, 6, partitions=2, timeout=15)
+    assert offsets == {0: [0, 1, 2], 1: [0, 1, 2]}, "a corrupt batch took offsets"
+
+
+def test_batch_over_max_message_bytes_is_message_too_large(busy):
+    topic = f"big-{uuid.uuid4().hex[:6]}"
+    with RawClient(busy.bootstrap) as c:
+        resp = c.request(19, 5, create_topic_request(topic, 1, {"max.message.bytes": "2000"}))
+        assert resp.topics[0].error_code == 0
+        assert _produce_code(c, topic, 0, _batch(1, b"x" * 5000)) == MESSAGE_TOO_LARGE
+        assert _produce_code(c, topic, 0, _batch(1, b"x" * 500)) == 0
+
+
+def test_produce_to_missing_partition_and_topic(busy):
+    topic = f"few-{uuid.uuid4().hex[:6]}"
+    with RawClient(busy.bootstrap) as c:
+        assert c.request(19, 5, create_topic_request(topic, 2)).topics[0].error_code == 0
+        assert _produce_code(c, topic, 5, _batch()) == UNKNOWN_TOPIC_OR_PARTITION
+        assert _produce_code(c, topic, -1, _batch()) == UNKNOWN_TOPIC_OR_PARTITION
+
+
+def test_produce_to_unknown_topic_without_auto_create(broker_factory):
+    b = broker_factory(options={"auto_create_topics": "false"})
+    with RawClient(b.bootstrap) as c:
+        assert _produce_code(c, "no-such-topic", 0, _batch()) == UNKNOWN_TOPIC_OR_PARTITION
+
+
+def test_invalid_acks(busy):
+    topic = f"acks-{uuid.uuid4().hex[:6]}"
+    with RawClient(busy.bootstrap) as c:
+        assert c.request(19, 5, create_topic_request(topic, 1)).topics[0].error_code == 0
+        resp = c.request(0, 9, produce_request(topic, 0, _batch(), acks=2))
+        assert resp.responses[0].partition_responses[0].error_code == 21  # INVALID_REQUIRED_ACKS
+
+
+def test_acks_zero_gets_no_response_but_is_written(broker):
+    topic = f"acks0-{uuid.uuid4().hex[:6]}"
+    with RawClient(broker.bootstrap) as c:
+        assert c.request(19, 5, create_topic_request(topic, 1)).topics[0].error_code == 0
+        c.correlation += 1
+        from kafscale.protocol import headers
+        c.send_raw(headers.encode_request(0, 9, c.correlation, "t", produce_request(topic, 0, _batch(), acks=0)))
+        # The next response on this connection must be the Metadata answer, not a produce answer.
+        resp = c.request(3, 9, messages.MetadataRequest(topics=[messages.MetadataRequest.MetadataRequestTopic(name=topic)]))
+        assert resp.topics[0].name == topic
+    got, offsets = confluent_consume(broker.bootstrap, topic, 3, partitions=1, timeout=15)
+    assert offsets == {0: [0, 1, 2]}

@@ -1,0 +1,1 @@
+"""Helpers shared by the test suites (independent checkers, fixtures' building blocks)."""
