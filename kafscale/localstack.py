@@ -199,7 +199,7 @@ class _Child:
         return self.proc.pid if self.proc is not None else None
 
     def signal_group(self, sig: int) -> None:
-        if self.proc is None:
+        if self.proc is None or self.proc.returncode is not None:  # never signal a reaped pid
             return
         try:
             os.killpg(self.proc.pid, sig)
@@ -218,15 +218,13 @@ class _Child:
             return False
 
     def finish(self, grace: float = _STOP_GRACE_S) -> None:
-        """After SIGTERM was sent: wait, SIGKILL if needed, reap, and sweep the group."""
+        """After SIGTERM was sent: wait, SIGKILL the group if needed, and reap."""
         if self.proc is None:
             return
         if not self.wait(grace):
             log.warning("%s (pid %d) ignored SIGTERM for %.0f s; killing it", self.name, self.proc.pid, grace)
             self.signal_group(signal.SIGKILL)
             self.wait(10)
-        # Anything else left in the group (none expected) goes too.
-        self.signal_group(signal.SIGKILL)
         self.proc = None
 
     def stop(self) -> None:

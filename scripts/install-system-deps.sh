@@ -93,6 +93,12 @@ if [ -f "$js/package-lock.json" ]; then
         if [ -f "$stamp" ] && [ "$stamp" -nt "$js/package-lock.json" ] && [ "$stamp" -nt "$js/package.json" ]; then
             log "tests/js: node_modules up to date"
         else
+            # kafkajs-lz4 needs the native lz4 module, built by node-gyp: point it at the
+            # installed Node headers so it does not try to download them.
+            node_prefix="$(dirname "$(dirname "$(command -v node)")")"
+            if [ -z "${npm_config_nodedir:-}" ] && [ -f "$node_prefix/include/node/node_version.h" ]; then
+                export npm_config_nodedir="$node_prefix"
+            fi
             log "tests/js: npm ci"
             (cd "$js" && npm ci --no-audit --no-fund --loglevel=error)
             touch "$stamp"

@@ -27,7 +27,7 @@ from support.procs import BrokerFactory, BrokerProcess, free_port  # noqa: E402
 
 from kafscale.localstack import LocalStack  # noqa: E402
 
-__all__ = ["BrokerProcess", "free_port"]
+__all__ = ["BrokerProcess", "free_port"]  # importable helpers: support.procs has the rest
 
 _FACTORIES = pytest.StashKey[list]()
 
@@ -61,12 +61,12 @@ def broker(broker_factory) -> BrokerProcess:
     return broker_factory()
 
 
-@pytest.hookimpl(hookwrapper=True)
+@pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item, call):
-    outcome = yield
-    report = outcome.get_result()
-    if not report.failed:
-        return
-    for factory in item.stash.get(_FACTORIES, []):
-        for title, text in factory.log_tails():
-            report.sections.append((f"{title} [{report.when}]", text or "(empty)"))
+    """On failure, attach the tail of each of the test's broker logs to the report."""
+    report = yield
+    if report.failed:
+        for factory in item.stash.get(_FACTORIES, []):
+            for title, text in factory.log_tails():
+                report.sections.append((f"{title} [{report.when}]", text or "(empty)"))
+    return report

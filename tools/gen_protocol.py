@@ -417,11 +417,6 @@ class StructGen:
             return f"_{kind}_{self.msg.name}"
         return f"_{kind}_{self.msg.name}_{struct}"
 
-    def cls_name(self) -> str:
-        if self.spec is self.msg.root:
-            return self.msg.name
-        return f"{self.msg.name}.{self.spec.name}"
-
     def regular_versions(self, f: FieldSpec) -> Versions:
         return (f.versions & self.ctx).minus(f.tagged) if f.tag is not None else f.versions & self.ctx
 
@@ -537,7 +532,6 @@ class StructGen:
 
     def emit_reader(self) -> list[str]:
         spec, msg = self.spec, self.msg
-        cls = self.cls_name()
         alias = "_C_" + (msg.name if spec is msg.root else f"{msg.name}_{spec.name}")
         lines = [f"def {self.fn_name('r', None if spec is msg.root else spec.name)}(buf, pos, version):",
                  f"    self = _new({alias})"]
@@ -875,48 +869,7 @@ from __future__ import annotations
 from struct import Struct
 from typing import Any, Union
 
-from .primitives import (
-    DEFAULT as _DEFAULT,
-    ZERO_UUID as _ZERO_UUID,
-    DecodeError,
-    Message,
-    Reader,
-    UnsupportedVersion,
-    decode_message as _decode_message,
-    read_compact_bytes as _read_compact_bytes,
-    read_compact_count as _read_compact_count,
-    read_compact_nullable_bytes as _read_compact_nullable_bytes,
-    read_compact_nullable_count as _read_compact_nullable_count,
-    read_compact_nullable_records as _read_compact_nullable_records,
-    read_compact_nullable_string as _read_compact_nullable_string,
-    read_compact_records as _read_compact_records,
-    read_compact_string as _read_compact_string,
-    read_bytes as _read_bytes,
-    read_count as _read_count,
-    read_fixed_array as _read_fixed_array,
-    read_nullable_bytes as _read_nullable_bytes,
-    read_nullable_count as _read_nullable_count,
-    read_nullable_records as _read_nullable_records,
-    read_nullable_string as _read_nullable_string,
-    read_records as _read_records,
-    read_string as _read_string,
-    read_tag_header as _read_tag_header,
-    read_uvarint as _read_uvarint,
-    skip_tagged_fields as _skip_tagged_fields,
-    write_bytes as _write_bytes,
-    write_compact_bytes as _write_compact_bytes,
-    write_compact_count as _write_compact_count,
-    write_compact_nullable_bytes as _write_compact_nullable_bytes,
-    write_compact_nullable_string as _write_compact_nullable_string,
-    write_compact_string as _write_compact_string,
-    write_count as _write_count,
-    write_fixed_array as _write_fixed_array,
-    write_nullable_bytes as _write_nullable_bytes,
-    write_nullable_string as _write_nullable_string,
-    write_string as _write_string,
-    write_tagged_fields as _write_tagged_fields,
-)
-
+{imports}
 Buffer = Union[bytes, bytearray, memoryview]
 
 _new = object.__new__
@@ -927,6 +880,18 @@ def _check_version(obj: Any, version: int) -> None:
     if not lo <= version <= hi:
         raise UnsupportedVersion(f"{type(obj).__name__} v{version} is outside {lo}-{hi}")
 '''
+
+
+def primitives_import(code: str) -> str:
+    """The import from .primitives of exactly the helpers the generated code uses."""
+    always = ["DecodeError", "Message", "Reader", "UnsupportedVersion",
+              "decode_message as _decode_message"]
+    names = set(re.findall(r"\b_((?:read|write|skip)_\w+)\(", code))
+    for const in ("DEFAULT", "ZERO_UUID"):
+        if f"_{const}" in code:
+            names.add(const)
+    entries = sorted(always + [f"{n} as _{n}" for n in names], key=lambda e: (e[0].islower(), e))
+    return "from .primitives import (\n" + "".join(f"    {e},\n" for e in entries) + ")\n"
 
 
 def generate(messages_dir: Path) -> str:
@@ -947,7 +912,7 @@ def generate(messages_dir: Path) -> str:
         for sname in msg.structs:
             aliases.append(f"_C_{msg.name}_{sname} = {msg.name}.{sname}")
 
-    out = [HEADER, PRELUDE, ""]
+    out = [HEADER, PRELUDE.replace("{imports}", primitives_import("\n".join(classes + functions))), ""]
     for fmt, name in sorted(em.structs.items(), key=lambda kv: kv[1]):
         out.append(f"{name} = Struct({fmt!r})")
     out += classes

@@ -78,18 +78,25 @@ class SegmentRef:
 
 @dataclass(frozen=True)
 class PartitionState:
+    """Committed partition state. ``producers`` is the idempotent-producer table:
+    producer id -> [epoch, [[first_seq, last_seq, base_offset], ...up to 5 newest]]."""
+
     hw: int = 0
     log_start: int = 0
+    producers: dict[str, list] = field(default_factory=dict)
 
     def encode(self) -> bytes:
-        return orjson.dumps({"hw": self.hw, "log_start": self.log_start})
+        d: dict[str, Any] = {"hw": self.hw, "log_start": self.log_start}
+        if self.producers:
+            d["producers"] = self.producers
+        return orjson.dumps(d)
 
     @classmethod
     def decode(cls, raw: bytes | None) -> "PartitionState":
         if raw is None:
             return cls()
         d = orjson.loads(raw)
-        return cls(int(d["hw"]), int(d.get("log_start", 0)))
+        return cls(int(d["hw"]), int(d.get("log_start", 0)), dict(d.get("producers") or {}))
 
 
 @dataclass(frozen=True)
@@ -153,6 +160,9 @@ class Keys:
 
     def segment(self, topic: str, p: int, base: int) -> str:
         return f"{self.p}/segments/{topic}/{p}/{base:020d}"
+
+    def producer_ids(self) -> str:
+        return f"{self.p}/producer_ids/next"
 
     def deletions(self) -> str:
         return f"{self.p}/deleting/"
@@ -275,6 +285,16 @@ class Cluster:
         return new_raw
 
     # -- cluster ------------------------------------------------------------------------
+
+    def allocate_producer_id(self) -> int:
+        """A cluster-wide unique producer id (a counter in etcd, compare-and-swap)."""
+        key = self.keys.producer_ids()
+        for _ in range(100):
+            raw = self.store.get(key)
+            nxt = int(raw) if raw is not None else 1000
+            if self.store.txn([ValueIs(key, raw)], [Put(key, str(nxt + 1).encode())]):
+                return nxt
+        raise CommitConflict("producer id allocation kept conflicting")
 
     def cluster_id(self) -> str:
         """The cluster id (created once, Kafka-style base64 of a UUID)."""

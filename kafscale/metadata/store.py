@@ -12,6 +12,8 @@ import abc
 from dataclasses import dataclass
 from typing import Callable, Iterable, Union
 
+from kafscale.errors import ErrorCode, KafkaError
+
 
 @dataclass(frozen=True)
 class ValueIs:
@@ -43,8 +45,10 @@ class WatchEvent:
     value: bytes | None  # None: deleted
 
 
-class StoreUnavailable(Exception):
-    """The store could not be reached or did not answer in time; outcome unknown."""
+class StoreUnavailable(KafkaError):
+    """The store could not be reached or did not answer in time; outcome unknown (retriable)."""
+
+    code = ErrorCode.KAFKA_STORAGE_ERROR
 
 
 class MetadataStore(abc.ABC):

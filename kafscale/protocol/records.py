@@ -230,6 +230,13 @@ def iter_batches(buf, *, allow_partial: bool = False) -> Iterator[BatchHeader]:
         pos += size
 
 
+def is_transactional(buf, position: int = 0) -> bool:
+    """Whether the batch at ``position`` has the transactional attribute bit set."""
+    if len(buf) - position < BATCH_HEADER_SIZE:
+        raise CorruptBatch("truncated batch header")
+    return bool(buf[position + 22] & TRANSACTIONAL_MASK)
+
+
 def batch_producer(buf, position: int = 0) -> tuple[int, int, int]:
     """(producerId, producerEpoch, baseSequence) of the batch at ``position``."""
     if len(buf) - position < BATCH_HEADER_SIZE:

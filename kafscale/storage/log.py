@@ -25,6 +25,7 @@ out by the next commit's compare, which then reloads the partition from etcd.
 from __future__ import annotations
 
 import bisect
+import copy
 import logging
 import os
 import time
@@ -46,14 +47,32 @@ log = logging.getLogger(__name__)
 WHOLE_READ_LIMIT = 16 * 1024 * 1024
 
 
-class _Waiter:
-    __slots__ = ("event", "base", "end", "error")
+MAX_PRODUCERS = 1000  # idempotent producers remembered per partition
+PRODUCER_BATCHES = 5  # batches remembered per producer (max.in.flight of idempotent clients)
 
-    def __init__(self, event, base: int, end: int) -> None:
+
+class _Waiter:
+    __slots__ = ("event", "base", "end", "error", "producer")
+
+    def __init__(self, event, base: int, end: int, producer: tuple[int, int, int] | None) -> None:
         self.event = event
         self.base = base
         self.end = end  # one past the last offset of this append
         self.error: KafkaError | None = None
+        self.producer = producer  # (producer id, epoch, base sequence) of an idempotent batch
+
+
+def _remember(table: dict[str, list], producer: tuple[int, int, int], count: int, base: int) -> None:
+    """Record an idempotent batch in a producer table (see PartitionState.producers)."""
+    pid, epoch, seq = producer
+    key = str(pid)
+    entry = table.get(key)
+    batches = list(entry[1]) if entry and entry[0] == epoch else []
+    batches.append([seq, (seq + count - 1) & 0x7FFFFFFF, base])
+    table[key] = [epoch, batches[-PRODUCER_BATCHES:]]
+    if len(table) > MAX_PRODUCERS:
+        oldest = min(table, key=lambda k: table[k][1][-1][2])
+        del table[oldest]
 
 
 @dataclass
@@ -83,6 +102,8 @@ class PartitionLog:
         self._pending_bytes = 0
         self._pending_max_ts = -1
         self._pending_since = 0.0
+        self.producers: dict[str, list] = {}  # committed table plus pending batches
+        self._producer_waiters: dict[tuple[int, int], _Waiter] = {}
         self._flushing = False
         self._timer = None
 
@@ -108,6 +129,7 @@ class PartitionLog:
         self.state, self.state_raw = snap.state, snap.state_raw
         self.segments = sorted(snap.segments, key=lambda s: s.base)
         self._bases = [s.base for s in self.segments]
+        self.producers = copy.deepcopy(self.state.producers)
 
     async def load(self) -> None:
         snap = await self.rt.run_in_thread(self.mgr.cluster.load_partition, self.name, self.partition)
@@ -129,14 +151,26 @@ class PartitionLog:
     def pending_bytes(self) -> int:
         return self._pending_bytes
 
-    async def append(self, batches: bytearray, n_offsets: int, max_ts: int, timeout: float) -> int:
-        """Assign offsets to validated ``batches``; return the base offset once committed."""
+    async def append(self, batches: bytearray, n_offsets: int, max_ts: int, timeout: float,
+                     producer: tuple[int, int, int] | None = None) -> int:
+        """Assign offsets to validated ``batches``; return the base offset once committed.
+
+        ``producer`` (id, epoch, base sequence) marks an idempotent batch: a retry of a
+        batch already appended gets the original offset, a gap in sequences is refused.
+        """
         if not self.owned:
             raise NotLeader(f"{self.name}-{self.partition} is not owned by this broker")
+        if producer is not None:
+            duplicate = self._check_sequence(producer, n_offsets)
+            if duplicate is not None:
+                return await self._await_duplicate(duplicate, timeout)
         base = self.next_offset
         _fast.rewrite_base_offsets(batches, base)
         self.next_offset = base + n_offsets
-        waiter = _Waiter(self.rt.event(), base, base + n_offsets)
+        waiter = _Waiter(self.rt.event(), base, base + n_offsets, producer)
+        if producer is not None:
+            _remember(self.producers, producer, n_offsets, base)
+            self._producer_waiters[(producer[0], producer[2])] = waiter
         if not self._pending:
             self._pending_since = self.rt.monotonic()
         self._pending.append(batches)
@@ -150,6 +184,41 @@ class PartitionLog:
         if waiter.error is not None:
             raise waiter.error
         return base
+
+    def _check_sequence(self, producer: tuple[int, int, int], count: int) -> int | None:
+        """Validate an idempotent batch; return the base offset of a duplicate, else None."""
+        pid, epoch, seq = producer
+        entry = self.producers.get(str(pid))
+        if entry is None:
+            return None  # a producer we have no state for starts anywhere (as Kafka does)
+        known_epoch, batches = entry
+        if epoch < known_epoch:
+            raise KafkaError(f"producer {pid} epoch {epoch} < {known_epoch}", ErrorCode.INVALID_PRODUCER_EPOCH)
+        if epoch > known_epoch:
+            if seq != 0:
+                raise KafkaError(f"producer {pid} new epoch must start at sequence 0",
+                                 ErrorCode.OUT_OF_ORDER_SEQUENCE_NUMBER)
+            return None
+        for first, _last, base in batches:
+            if first == seq:
+                return base
+        expected = (batches[-1][1] + 1) & 0x7FFFFFFF
+        if seq != expected:
+            raise KafkaError(f"producer {pid}: sequence {seq}, expected {expected}",
+                             ErrorCode.OUT_OF_ORDER_SEQUENCE_NUMBER)
+        return None
+
+    async def _await_duplicate(self, base: int, timeout: float) -> int:
+        if base < self.state.hw:
+            return base
+        for waiter in self._producer_waiters.values():
+            if waiter.base == base:
+                if not await self.rt.wait(waiter.event, timeout):
+                    raise KafkaError("produce not committed within its timeout", ErrorCode.REQUEST_TIMED_OUT)
+                if waiter.error is not None:
+                    raise waiter.error
+                return base
+        raise StorageError("duplicate of a batch that was not committed; retry")
 
     async def _kick(self) -> None:
         if self._flushing:
@@ -191,7 +260,13 @@ class PartitionLog:
         count = last - base + 1
         try:
             ref, seg_bytes = await self._upload(chunks, base, last, count, size, max_ts)
-            new_state = PartitionState(last + 1, self.state.log_start)
+            producers = self.state.producers
+            if any(w.producer for w in waiters):
+                producers = copy.deepcopy(producers)
+                for w in waiters:
+                    if w.producer is not None:
+                        _remember(producers, w.producer, w.end - w.base, w.base)
+            new_state = PartitionState(last + 1, self.state.log_start, producers)
             new_raw = await self.rt.run_in_thread(
                 self.mgr.cluster.commit_segment, self.name, self.partition,
                 self.leader_raw, self.state_raw, ref, new_state)
@@ -205,6 +280,8 @@ class PartitionLog:
         self.mgr.stats["segments_flushed"] += 1
         self.mgr.stats["bytes_flushed"] += size
         for w in waiters:
+            if w.producer is not None:
+                self._producer_waiters.pop((w.producer[0], w.producer[2]), None)
             await w.event.set()
         await self.mgr.notify_commit()
 
@@ -241,6 +318,10 @@ class PartitionLog:
         self._pending, self._pending_waiters = [], []
         self._pending_bytes, self._pending_max_ts = 0, -1
         self.next_offset = self.state.hw
+        self.producers = copy.deepcopy(self.state.producers)
+        for w in waiters:
+            if w.producer is not None:
+                self._producer_waiters.pop((w.producer[0], w.producer[2]), None)
         if isinstance(exc, CommitConflict) or isinstance(exc, StoreUnavailable):
             # An earlier commit may have landed after all: re-read before the next append.
             try:

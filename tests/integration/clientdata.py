@@ -1,7 +1,7 @@
 """The message set the client round-trip tests produce, and how they compare what comes back.
 
 Keys, values, headers and explicit timestamps vary with the index; every 7th key and
-every 11th value is null, so null keys and null values are always among them.
+every 11th value is null (never both: Python clients refuse a record with neither).
 Message i goes to partition i % partitions so per-partition order is checkable.
 """
 
@@ -27,7 +27,7 @@ def messages(n: int, partitions: int = 3, tag: str = "") -> list[Msg]:
     out = []
     for i in range(n):
         key = None if i % 7 == 0 else f"key-{tag}-{i}".encode()
-        value = None if i % 11 == 0 else (f"value-{tag}-{i}-".encode() + bytes(range(256))[: i % 256] * (1 + i % 3))
+        value = None if i % 11 == 0 and key is not None else (f"value-{tag}-{i}-".encode() + bytes(range(256))[: i % 256] * (1 + i % 3))
         if i % 5 == 0:
             headers: tuple[tuple[str, bytes], ...] = ()
         else:

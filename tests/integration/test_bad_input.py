@@ -185,3 +185,52 @@ def test_acks_zero_gets_no_response_but_is_written(broker):
         assert resp.topics[0].name == topic
     got, offsets = confluent_consume(broker.bootstrap, topic, 3, partitions=1, timeout=15)
     assert offsets == {0: [0, 1, 2]}
+
+
+def test_two_batches_in_one_partition_are_refused(busy):
+    topic = f"two-{uuid.uuid4().hex[:6]}"
+    with RawClient(busy.bootstrap) as c:
+        assert c.request(19, 5, create_topic_request(topic, 1)).topics[0].error_code == 0
+        assert _produce_code(c, topic, 0, _batch() + _batch()) == 87  # INVALID_RECORD
+
+
+def test_idempotent_retry_gets_the_original_offset_and_gaps_are_refused(broker):
+    topic = f"idem-{uuid.uuid4().hex[:6]}"
+    with RawClient(broker.bootstrap) as c:
+        assert c.request(19, 5, create_topic_request(topic, 1)).topics[0].error_code == 0
+        init = c.request(22, 4, messages.InitProducerIdRequest(transactional_id=None, transaction_timeout_ms=0))
+        assert init.error_code == 0 and init.producer_id >= 0
+        pid, epoch = init.producer_id, init.producer_epoch
+
+        def batch(seq: int, n: int = 2) -> bytes:
+            return build_batch([(b"k", b"v%d" % i, [], 1_700_000_000_000) for i in range(n)],
+                               producer_id=pid, producer_epoch=epoch, base_sequence=seq)
+
+        def send(records: bytes):
+            part = c.request(0, 9, produce_request(topic, 0, records)).responses[0].partition_responses[0]
+            return part.error_code, part.base_offset
+
+        assert send(batch(0)) == (0, 0)
+        assert send(batch(2)) == (0, 2)
+        assert send(batch(2)) == (0, 2), "a retried batch was written twice"
+        assert send(batch(0)) == (0, 0)
+        assert send(batch(9))[0] == 45  # OUT_OF_ORDER_SEQUENCE_NUMBER
+        assert send(batch(4)) == (0, 4)
+        bumped = c.request(22, 4, messages.InitProducerIdRequest(
+            transactional_id=None, transaction_timeout_ms=0, producer_id=pid, producer_epoch=epoch))
+        assert (bumped.producer_id, bumped.producer_epoch) == (pid, epoch + 1)
+        new_epoch = build_batch([(b"k", b"n", [], 1)], producer_id=pid, producer_epoch=epoch + 1, base_sequence=0)
+        assert send(new_epoch) == (0, 6)
+        assert send(batch(6))[0] == 47  # INVALID_PRODUCER_EPOCH: the old epoch is fenced
+    broker.restart()  # the producer table survives in etcd
+    with RawClient(broker.bootstrap) as c:
+        part = c.request(0, 9, produce_request(topic, 0, new_epoch)).responses[0].partition_responses[0]
+        assert (part.error_code, part.base_offset) == (0, 6), "a retry after restart was written twice"
+    got, offsets = confluent_consume(broker.bootstrap, topic, 7, partitions=1, timeout=15)
+    assert offsets == {0: [0, 1, 2, 3, 4, 5, 6]}
+
+
+def test_transactional_producer_is_refused_clearly(broker):
+    with RawClient(broker.bootstrap) as c:
+        init = c.request(22, 4, messages.InitProducerIdRequest(transactional_id="tx", transaction_timeout_ms=1000))
+        assert init.error_code == 53  # TRANSACTIONAL_ID_AUTHORIZATION_FAILED

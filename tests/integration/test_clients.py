@@ -88,7 +88,7 @@ def kafka_python_produce(bootstrap: str, topic: str, msgs: list[Msg], codec: str
     from kafka import KafkaProducer
 
     p = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5,
-                      compression_type=None if codec == "none" else codec, api_version_auto_timeout_ms=10000)
+                      compression_type=None if codec == "none" else codec)
     futures = [p.send(topic, value=m.value, key=m.key, partition=m.partition, headers=list(m.headers),
                       timestamp_ms=m.timestamp) for m in msgs]
     p.flush(60)

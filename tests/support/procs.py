@@ -270,8 +270,6 @@ class BrokerProcess:
         """Make sure nothing of this broker is left running."""
         if self.proc is not None and self.proc.poll() is None:
             self.kill()
-        elif self.proc is not None:
-            self._signal(signal.SIGKILL)  # stray children in the group, if any
 
     # ---- logs
 

@@ -6,10 +6,10 @@ or anything lower; never anything higher)::
     server  ->  broker  ->  {groups, storage, metadata}  ->  protocol  ->  _fast
 
 Outside the layers: ``kafscale/cli.py`` and ``kafscale/__main__.py`` (the top: may import
-any kafscale module, imported by no layer; the library rules below still apply to them), ``kafscale/localstack.py`` (child processes; imports no
-layer and neither client library), and the shared leaf modules at the package root
-(``errors.py``, ``config.py``, and any other, e.g. ``runtime.py``) which anyone may import
-and which import no layer themselves.
+any kafscale module and are imported by no layer; the library rules below still apply to
+them), ``kafscale/localstack.py`` (child processes; imports no layer and neither client
+library), and the shared leaf modules at the package root (``errors.py``, ``config.py``
+and any other, e.g. ``runtime.py``) which anyone may import and which import no layer.
 
 Library rules: only ``kafscale/server/`` imports curio, only
 ``kafscale/storage/objectstore.py`` imports minio, only ``kafscale/metadata/etcd.py``
@@ -100,40 +100,34 @@ def collect_imports(root: pathlib.Path) -> list[Import]:
     storage`` counts as importing kafscale.storage; only the first two components of a
     target and the first component of a library name matter to the rules.
     """
-    result: list[Import] = []
     files = sorted(p for ext in ("*.py", "*.pyx", "*.pxd") for p in root.rglob(ext))
-    for path in files:
-        if "__pycache__" in path.parts:
-            continue
-        module, is_package = _module_name(root, path)
-        rel = str(path.relative_to(root.parent))
-        text = path.read_text(encoding="utf-8")
+    return [imp for path in files if "__pycache__" not in path.parts for imp in _file_imports(root, path)]
 
-        def add(target: str, line: int) -> None:
-            result.append(Import(module, target, rel, line))
 
-        def add_from(frm: str | None, names: list[str], level: int, line: int) -> None:
-            base = _resolve_relative(module, is_package, level, frm) if level else (frm or "")
-            for n in names:
-                add(base if n == "*" else f"{base}.{n}", line)
+def _file_imports(root: pathlib.Path, path: pathlib.Path) -> list[Import]:
+    module, is_package = _module_name(root, path)
+    rel = str(path.relative_to(root.parent))
+    text = path.read_text(encoding="utf-8")
+    found: list[tuple[str, int]] = []
 
-        if path.suffix == ".py":
-            tree = ast.parse(text, filename=rel)
-            for node in ast.walk(tree):  # every import, also inside functions and TYPE_CHECKING
-                if isinstance(node, ast.Import):
-                    for alias in node.names:
-                        add(alias.name, node.lineno)
-                elif isinstance(node, ast.ImportFrom):
-                    add_from(node.module, [a.name for a in node.names], node.level, node.lineno)
-        else:
-            for line, frm, names in _pyx_imports(text):
-                if frm is None:
-                    for n in names:
-                        add(n, line)
-                else:
-                    level = len(frm) - len(frm.lstrip("."))
-                    add_from(frm.lstrip(".") or None, names, level, line)
-    return result
+    def add_from(frm: str | None, names: list[str], level: int, line: int) -> None:
+        base = _resolve_relative(module, is_package, level, frm) if level else (frm or "")
+        found.extend((base if n == "*" else f"{base}.{n}", line) for n in names)
+
+    if path.suffix == ".py":
+        for node in ast.walk(ast.parse(text, filename=rel)):  # also inside functions, TYPE_CHECKING
+            if isinstance(node, ast.Import):
+                found.extend((alias.name, node.lineno) for alias in node.names)
+            elif isinstance(node, ast.ImportFrom):
+                add_from(node.module, [a.name for a in node.names], node.level, node.lineno)
+    else:
+        for line, frm, names in _pyx_imports(text):
+            if frm is None:
+                found.extend((n, line) for n in names)
+            else:
+                level = len(frm) - len(frm.lstrip("."))
+                add_from(frm.lstrip(".") or None, names, level, line)
+    return [Import(module, target, rel, line) for target, line in found]
 
 
 def _area(module: str) -> str | None:

@@ -36,6 +36,15 @@ def _s3(stack: LocalStack, secret_key: str | None = None):
     )
 
 
+def _read(client, bucket: str, key: str, **kwargs) -> bytes:
+    resp = client.get_object(bucket, key, **kwargs)
+    try:
+        return resp.read()
+    finally:
+        resp.close()
+        resp.release_conn()
+
+
 def _listening_ports(pid: int) -> set[tuple[str, int]]:
     """(address, port) of the TCP sockets process ``pid`` listens on, from /proc."""
     inodes = set()
@@ -98,16 +107,8 @@ def test_s3_put_get_list_range(own_stack):
     data = bytes(range(256)) * 40
     c.put_object(own_stack.bucket, "t/seg/00000000000000000000.kfs", io.BytesIO(data), len(data))
     c.put_object(own_stack.bucket, "t/seg/00000000000000000100.kfs", io.BytesIO(b"x"), 1)
-    resp = c.get_object(own_stack.bucket, "t/seg/00000000000000000000.kfs")
-    try:
-        assert resp.read() == data
-    finally:
-        resp.close(); resp.release_conn()
-    resp = c.get_object(own_stack.bucket, "t/seg/00000000000000000000.kfs", offset=1000, length=300)
-    try:
-        assert resp.read() == data[1000:1300]
-    finally:
-        resp.close(); resp.release_conn()
+    assert _read(c, own_stack.bucket, "t/seg/00000000000000000000.kfs") == data
+    assert _read(c, own_stack.bucket, "t/seg/00000000000000000000.kfs", offset=1000, length=300) == data[1000:1300]
     names = [o.object_name for o in c.list_objects(own_stack.bucket, prefix="t/seg/", recursive=True)]
     assert names == ["t/seg/00000000000000000000.kfs", "t/seg/00000000000000000100.kfs"]
 
@@ -146,11 +147,7 @@ def test_stop_start_s3_keeps_objects(own_stack):
     own_stack.start_s3()
     print(f"start_s3 took {time.monotonic() - t0:.2f}s")
     assert own_stack.ports["s3"] == port
-    resp = _s3(own_stack).get_object(own_stack.bucket, "survives/restart")
-    try:
-        assert resp.read() == b"still here"
-    finally:
-        resp.close(); resp.release_conn()
+    assert _read(_s3(own_stack), own_stack.bucket, "survives/restart") == b"still here"
 
 
 def test_stop_start_etcd_keeps_keys(own_stack):
@@ -179,7 +176,8 @@ def test_two_stacks_at_once(own_stack, tmp_path):
             e2.put("/which", b"second")
             assert e1.get("/which")[0] != b"second"
         finally:
-            e1.close(); e2.close()
+            e1.close()
+            e2.close()
     assert not second.etcd_running and not second.s3_running
     second.stop()  # idempotent
 
@@ -188,11 +186,13 @@ def test_restart_on_same_data_dir_reuses_ports_and_data(tmp_path):
     first = LocalStack(tmp_path / "d")
     with first:
         _s3(first).put_object(first.bucket, "k", io.BytesIO(b"v"), 1)
-        e = _etcd(first); e.put("/k", b"v"); e.close()
+        e = _etcd(first)
+        e.put("/k", b"v")
+        e.close()
     again = LocalStack(tmp_path / "d")
     assert again.ports == first.ports
     with again:
-        assert _s3(again).get_object(again.bucket, "k").read() == b"v"
+        assert _read(_s3(again), again.bucket, "k") == b"v"
         e = _etcd(again)
         try:
             assert e.get("/k")[0] == b"v"

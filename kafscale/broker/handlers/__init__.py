@@ -5,6 +5,7 @@ from kafscale.broker.handlers import (  # noqa: F401 - imported for registration
     create_topics,
     delete_topics,
     fetch,
+    init_producer_id,
     list_offsets,
     metadata,
     produce,

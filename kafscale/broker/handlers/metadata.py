@@ -67,7 +67,8 @@ async def _topic(ctx, name: str | None, topic_id: bytes | None, auto: bool) -> "
             plog = await logs.partition_log(rec.name, p)
             epoch = plog.epoch
         except KafkaError as exc:
-            code = exc.code if exc.code != ErrorCode.NOT_LEADER_OR_FOLLOWER else ErrorCode.LEADER_NOT_AVAILABLE
+            # Whatever keeps us from owning it now (etcd away, fenced) reads as an election.
+            code = ErrorCode.LEADER_NOT_AVAILABLE
         partitions.append(R.MetadataResponsePartition(
             error_code=code, partition_index=p, leader_id=leader, leader_epoch=epoch,
             replica_nodes=[leader], isr_nodes=[leader], offline_replicas=[]))

@@ -1,7 +1,8 @@
 """Produce (key 0), versions 3-11 (magic v2 record batches only).
 
 v3 adds transactional_id; v5 log_start_offset; v8 per-batch record errors; v9 flexible;
-v10 current-leader hints. Partitions of one request are appended concurrently; each is
+v10 current-leader hints. Idempotent batches (producer id >= 0) are de-duplicated
+and sequence-checked per partition; transactional batches are refused. Partitions of one request are appended concurrently; each is
 answered only once its data is in S3 and its high watermark committed in etcd.
 acks=0 gets no response at all.
 """
@@ -12,6 +13,7 @@ from kafscale import _fast
 from kafscale.broker.registry import ApiKey, handles
 from kafscale.errors import ErrorCode, KafkaError
 from kafscale.protocol.messages import ProduceRequest, ProduceResponse
+from kafscale.protocol.records import batch_producer, is_transactional
 
 R = ProduceResponse
 
@@ -65,15 +67,22 @@ async def _one(ctx, name: str, index: int, records, timeout: float) -> tuple[int
         return ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, -1, -1, None
     if records is None or len(records) == 0:
         return ErrorCode.CORRUPT_MESSAGE, -1, -1, "no record batches"
-    status, _n, n_offsets, max_ts, largest = _fast.walk_batches(records)
+    status, n_batches, n_offsets, max_ts, largest = _fast.walk_batches(records)
     if status:
         return ErrorCode.CORRUPT_MESSAGE, -1, -1, _CORRUPT.get(status, "corrupt record batch")
+    if n_batches != 1:
+        # As Kafka: a v3+ produce carries exactly one batch per partition.
+        return ErrorCode.INVALID_RECORD, -1, -1, f"{n_batches} record batches; exactly one is allowed"
+    pid, epoch, seq = batch_producer(records)
+    if is_transactional(records):
+        return ErrorCode.TRANSACTIONAL_ID_AUTHORIZATION_FAILED, -1, -1, "transactions are not supported"
     limit = logs.max_message_bytes(rec)
     if largest > limit:
         return ErrorCode.MESSAGE_TOO_LARGE, -1, -1, f"batch of {largest} bytes exceeds max.message.bytes {limit}"
     try:
         plog = await logs.partition_log(name, index)
-        base = await plog.append(bytearray(records), n_offsets, max_ts, timeout)
+        base = await plog.append(bytearray(records), n_offsets, max_ts, timeout,
+                                 (pid, epoch, seq) if pid >= 0 else None)
         return 0, base, plog.log_start, None
     except KafkaError as exc:
         return exc.code, -1, -1, str(exc)
