@@ -59,6 +59,7 @@ class Config:
     log_level: str = "INFO"
     data_dir: str = "./data"
     shutdown_timeout_s: float = 30.0
+    group_initial_rebalance_delay_ms: int = 3000
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -94,6 +95,8 @@ OPTIONS: list[Option] = [
     Option("default_partitions", "KAFSCALE_DEFAULT_PARTITIONS", int, "Partitions of auto-created topics."),
     Option("log_level", "KAFSCALE_LOG_LEVEL", str, "DEBUG, INFO, WARNING or ERROR."),
     Option("data_dir", "KAFSCALE_DATA_DIR", str, "Data directory of the local default stack."),
+    Option("group_initial_rebalance_delay_ms", "KAFSCALE_GROUP_INITIAL_REBALANCE_DELAY_MS", int,
+           "How long a group's first rebalance waits for more members (group.initial.rebalance.delay.ms)."),
 ]
 
 

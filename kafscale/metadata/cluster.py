@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from urllib.parse import quote, unquote
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -170,6 +171,19 @@ class Keys:
     def deletion(self, topic_id: str) -> str:
         return f"{self.p}/deleting/{topic_id}"
 
+    # consumer groups: P/groups/{quoted group}/meta and .../offsets/{topic}/{p}
+    def groups(self) -> str:
+        return f"{self.p}/groups/"
+
+    def group(self, group_id: str) -> str:
+        return f"{self.p}/groups/{quote(group_id, safe='')}/"
+
+    def group_meta(self, group_id: str) -> str:
+        return self.group(group_id) + "meta"
+
+    def group_offset(self, group_id: str, topic: str, p: int) -> str:
+        return f"{self.group(group_id)}offsets/{topic}/{p}"
+
 
 class Cluster:
     """Domain operations on the metadata store."""
@@ -307,3 +321,38 @@ class Cluster:
             self.store.txn([ValueIs(key, None)], [Put(key, new)])
             raw = self.store.get(key)
         return raw.decode() if raw else ""
+
+    # -- consumer groups ----------------------------------------------------------------
+
+    def load_groups(self) -> dict[str, tuple[bytes | None, dict[tuple[str, int], bytes]]]:
+        """Every stored group: (metadata bytes or None, {(topic, partition): offset bytes})."""
+        prefix = self.keys.groups()
+        out: dict[str, tuple[bytes | None, dict[tuple[str, int], bytes]]] = {}
+        for key, value in self.store.get_prefix(prefix):
+            quoted, _, rest = key[len(prefix):].partition("/")
+            group_id = unquote(quoted)
+            meta, offsets = out.get(group_id, (None, {}))
+            if rest == "meta":
+                meta = value
+            elif rest.startswith("offsets/"):
+                topic, _, p = rest[len("offsets/"):].rpartition("/")
+                offsets[(topic, int(p))] = value
+            out[group_id] = (meta, offsets)
+        return out
+
+    def write_group(self, ops: list[Put | Delete]) -> None:
+        """Apply group/offset writes in one transaction (the caller keeps it under etcd's
+        ops-per-txn limit and free of duplicate keys)."""
+        self.store.txn((), ops)
+
+    def group_meta_put(self, group_id: str, raw: bytes) -> Put:
+        return Put(self.keys.group_meta(group_id), raw)
+
+    def group_offset_put(self, group_id: str, topic: str, p: int, raw: bytes) -> Put:
+        return Put(self.keys.group_offset(group_id, topic, p), raw)
+
+    def group_offset_delete(self, group_id: str, topic: str, p: int) -> Delete:
+        return Delete(self.keys.group_offset(group_id, topic, p))
+
+    def group_delete(self, group_id: str) -> Delete:
+        return Delete(self.keys.group(group_id), prefix=True)

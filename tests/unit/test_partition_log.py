@@ -1,0 +1,264 @@
+"""The partition log's flush pipeline, with its collaborators replaced by in-memory twins.
+
+The metadata store is MemoryStore (etcd's semantics in-process) and the object store a
+dict; the integration tests run the same code against real etcd and S3.
+"""
+
+from __future__ import annotations
+
+import curio
+import pytest
+
+from kafscale import _fast
+from kafscale.config import Config
+from kafscale.errors import ErrorCode, KafkaError
+from kafscale.metadata.cluster import Cluster, Leader
+from kafscale.metadata.memory import MemoryStore
+from kafscale.protocol.records import build_batch, decode_records
+from kafscale.server.runtime import CurioRuntime
+from kafscale.storage import segment as fmt
+from kafscale.storage.engine import LogManager
+from kafscale.storage.objectstore import ObjectStoreError
+
+
+class DictObjects:
+    def __init__(self) -> None:
+        self.objects: dict[str, bytes] = {}
+        self.fail = False
+        self.puts = 0
+        self.gate: curio.Event | None = None  # when set, PUTs wait for it (from a thread)
+
+    def put(self, key: str, data) -> None:
+        if self.fail:
+            raise ObjectStoreError("S3 is down")
+        self.puts += 1
+        self.objects[key] = bytes(data)
+
+    def get(self, key: str, offset: int = 0, length: int = 0) -> bytes:
+        data = self.objects[key]
+        return data[offset:offset + length] if length else data[offset:]
+
+    def list(self, prefix: str):
+        return iter([k for k in self.objects if k.startswith(prefix)])
+
+    def delete_many(self, keys) -> None:
+        for k in keys:
+            self.objects.pop(k, None)
+
+    def ping(self) -> None:
+        if self.fail:
+            raise ObjectStoreError("S3 is down")
+
+
+def batch(n: int, tag: str = "v", pid: int = -1, seq: int = -1) -> bytearray:
+    return bytearray(build_batch([(b"k", f"{tag}{i}".encode(), [], 1_700_000_000_000 + i) for i in range(n)],
+                                 producer_id=pid, producer_epoch=0 if pid >= 0 else -1, base_sequence=seq))
+
+
+async def read_all(plog, offset: int = 0) -> list:
+    """Records from ``offset`` to the high watermark (a read returns at most one segment, as Kafka's)."""
+    out = []
+    while offset < plog.hw:
+        res = await plog.read(offset, 1 << 20)
+        recs = [r for r in decode_records(res.records) if r.offset >= offset]
+        out += recs
+        offset = recs[-1].offset + 1
+    return out
+
+
+def run(coro_fn):
+    return curio.run(coro_fn)
+
+
+@pytest.fixture
+def env():
+    store, objects = MemoryStore(), DictObjects()
+    cluster = Cluster(store, "/t")
+    cfg = Config(etcd_endpoints="x", s3_endpoint="x", segment_bytes=1 << 20, flush_interval_ms=10)
+    return store, objects, cluster, cfg
+
+
+async def _manager(env) -> LogManager:
+    store, objects, cluster, cfg = env
+    mgr = LogManager(CurioRuntime(), cfg, cluster, objects)
+    await mgr.refresh_topics()
+    return mgr
+
+
+def _append(plog, n, tag="v", **kw):
+    buf = batch(n, tag, **kw)
+    _status, _n, offsets, max_ts, _big = _fast.walk_batches(buf)
+    producer = None
+    if kw.get("pid", -1) >= 0:
+        producer = (kw["pid"], 0, kw["seq"])
+    return plog.append(buf, offsets, max_ts, 5.0, producer)
+
+
+def test_appends_get_consecutive_offsets_and_are_readable(env):
+    async def main():
+        mgr = await _manager(env)
+        await mgr.create_topic("t", 1)
+        plog = await mgr.partition_log("t", 0)
+        assert await _append(plog, 3) == 0
+        assert await _append(plog, 2) == 3
+        assert plog.hw == 5
+        assert [r.offset for r in await read_all(plog)] == [0, 1, 2, 3, 4]
+        res = await plog.read(4, 1 << 20)
+        assert [r.offset for r in decode_records(res.records)][-1] == 4
+        with pytest.raises(KafkaError) as err:
+            await plog.read(6, 100)
+        assert err.value.code == ErrorCode.OFFSET_OUT_OF_RANGE
+        await mgr.stop()
+    run(main)
+
+
+def test_concurrent_appends_are_group_committed(env):
+    store, objects, cluster, cfg = env
+
+    async def main():
+        mgr = await _manager(env)
+        await mgr.create_topic("t", 1)
+        plog = await mgr.partition_log("t", 0)
+        tasks = [await curio.spawn(_append, plog, 1, f"m{i}") for i in range(50)]
+        bases = sorted([await t.join() for t in tasks])
+        assert bases == list(range(50))
+        # 50 appends in far fewer segments: everything that waited went in one upload.
+        assert len(plog.segments) < 10
+        assert objects.puts == 2 * len(plog.segments)
+        await mgr.stop()
+    run(main)
+
+
+def test_s3_failure_fails_appends_retriably_and_leaves_no_gap(env):
+    store, objects, cluster, cfg = env
+
+    async def main():
+        mgr = await _manager(env)
+        await mgr.create_topic("t", 1)
+        plog = await mgr.partition_log("t", 0)
+        assert await _append(plog, 2) == 0
+        objects.fail = True
+        with pytest.raises(KafkaError) as err:
+            await _append(plog, 2)
+        assert err.value.retriable and err.value.code == ErrorCode.KAFKA_STORAGE_ERROR
+        assert plog.hw == 2 and plog.next_offset == 2
+        objects.fail = False
+        assert await _append(plog, 1) == 2  # no gap where the failed append was
+        await mgr.stop()
+    run(main)
+
+
+def test_etcd_failure_fails_appends_and_recovers(env):
+    store, objects, cluster, cfg = env
+
+    async def main():
+        mgr = await _manager(env)
+        await mgr.create_topic("t", 1)
+        plog = await mgr.partition_log("t", 0)
+        assert await _append(plog, 2) == 0
+        store.available = False
+        with pytest.raises(KafkaError) as err:
+            await _append(plog, 2)
+        assert err.value.retriable
+        store.available = True
+        plog = await mgr.partition_log("t", 0)  # re-claimed: it could not prove ownership
+        assert await _append(plog, 1) == 2
+        await mgr.stop()
+    run(main)
+
+
+def test_a_fenced_owner_cannot_commit(env):
+    store, objects, cluster, cfg = env
+
+    async def main():
+        mgr = await _manager(env)
+        await mgr.create_topic("t", 1)
+        plog = await mgr.partition_log("t", 0)
+        assert await _append(plog, 2) == 0
+        # Another broker takes the partition over (a new epoch in etcd).
+        seen = store.get(cluster.keys.leader("t", 0))
+        cluster.claim_partition(mgr.topic("t"), 0, broker_id=7, seen=seen)
+        with pytest.raises(KafkaError) as err:
+            await _append(plog, 2)
+        assert err.value.code == ErrorCode.NOT_LEADER_OR_FOLLOWER
+        assert not plog.owned
+        snap = cluster.load_partition("t", 0)
+        assert snap.state.hw == 2 and len(snap.segments) == 1
+        assert Leader.decode(snap.leader_raw).broker == 7
+        await mgr.stop()
+    run(main)
+
+
+def test_state_survives_a_new_manager(env):
+    store, objects, cluster, cfg = env
+
+    async def first():
+        mgr = await _manager(env)
+        await mgr.create_topic("t", 2)
+        plog = await mgr.partition_log("t", 1)
+        await _append(plog, 4)
+        await mgr.stop()
+
+    async def second():
+        mgr = await _manager(env)
+        plog = await mgr.partition_log("t", 1)
+        assert plog.hw == 4 and plog.epoch == 2
+        assert await _append(plog, 1) == 4
+        assert len(await read_all(plog)) == 5
+        await mgr.stop()
+    run(first)
+    run(second)
+
+
+def test_segment_objects_match_the_manifest(env):
+    store, objects, cluster, cfg = env
+
+    async def main():
+        mgr = await _manager(env)
+        await mgr.create_topic("t", 1)
+        plog = await mgr.partition_log("t", 0)
+        for i in range(3):
+            await _append(plog, 5, f"s{i}")
+        for ref in plog.segments:
+            seg = fmt.parse_segment(objects.objects[ref.key + ".kfs"])
+            assert (seg.base_offset, seg.last_offset) == (ref.base, ref.last)
+            idx = fmt.parse_index(objects.objects[ref.key + ".index"])
+            assert fmt.index_lookup(idx, ref.base) == fmt.HEADER_SIZE
+        await mgr.stop()
+    run(main)
+
+
+def test_corrupt_segment_object_is_an_error_not_data(env):
+    store, objects, cluster, cfg = env
+
+    async def main():
+        mgr = await _manager(env)
+        await mgr.create_topic("t", 1)
+        plog = await mgr.partition_log("t", 0)
+        await _append(plog, 3)
+        key = plog.segments[0].key + ".kfs"
+        data = bytearray(objects.objects[key])
+        data[40] ^= 0xFF
+        objects.objects[key] = bytes(data)
+        mgr.cache.discard_prefix("")
+        with pytest.raises(KafkaError) as err:
+            await plog.read(0, 1 << 20)
+        assert err.value.code == ErrorCode.CORRUPT_MESSAGE
+        await mgr.stop()
+    run(main)
+
+
+def test_idempotent_duplicate_and_gap(env):
+    async def main():
+        mgr = await _manager(env)
+        await mgr.create_topic("t", 1)
+        plog = await mgr.partition_log("t", 0)
+        assert await _append(plog, 2, pid=5, seq=0) == 0
+        assert await _append(plog, 2, pid=5, seq=0) == 0
+        assert await _append(plog, 3, pid=5, seq=2) == 2
+        with pytest.raises(KafkaError) as err:
+            await _append(plog, 1, pid=5, seq=9)
+        assert err.value.code == ErrorCode.OUT_OF_ORDER_SEQUENCE_NUMBER
+        assert plog.hw == 5
+        await mgr.stop()
+    run(main)
