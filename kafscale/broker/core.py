@@ -17,6 +17,8 @@ from typing import Any
 from kafscale.broker.registry import REGISTRY, Registry
 from kafscale.config import Config
 from kafscale.errors import ErrorCode, KafkaError
+from kafscale.groups.coordinator import GroupConfig
+from kafscale.groups.service import GroupService
 from kafscale.metadata.cluster import Cluster
 from kafscale.protocol import messages
 from kafscale.runtime import Runtime
@@ -63,6 +65,8 @@ class Broker:
         self.config = config
         self.cluster = cluster
         self.logs = logs
+        self.groups = GroupService(rt, cluster, GroupConfig.from_config(config), config.broker_id,
+                                   topics=lambda: logs.topics)
         self.registry = registry
         self.cluster_id = ""
         self.started_ms = int(time.time() * 1000)
@@ -83,8 +87,10 @@ class Broker:
     async def start(self) -> None:
         self.cluster_id = await self.rt.run_in_thread(self.cluster.cluster_id)
         await self.logs.start()
+        await self.groups.start()
 
     async def stop(self) -> None:
+        await self.groups.stop()
         await self.logs.stop()
 
     def supports(self, api_key: int, version: int) -> bool:
@@ -141,3 +147,23 @@ def _mirror(api_key: int, req: Any, resp: Any, code: int) -> None:
     elif api_key == 20:  # DeleteTopics
         names = list(req.topic_names) + [t.name for t in req.topics if t.name]
         resp.responses = [R.DeletableTopicResult(name=n, error_code=code) for n in names]
+    elif api_key == 8:  # OffsetCommit
+        resp.topics = [R.OffsetCommitResponseTopic(name=t.name, partitions=[
+            R.OffsetCommitResponsePartition(partition_index=p.partition_index, error_code=code)
+            for p in t.partitions]) for t in req.topics]
+    elif api_key == 9:  # OffsetFetch (v0-7 topics, v8+ groups; the encoder picks by version)
+        resp.topics = [R.OffsetFetchResponseTopic(name=t.name, partitions=[
+            R.OffsetFetchResponsePartition(partition_index=p, committed_offset=-1, error_code=code)
+            for p in t.partition_indexes]) for t in req.topics or []]
+        resp.groups = [R.OffsetFetchResponseGroup(group_id=g.group_id, error_code=code) for g in req.groups]
+    elif api_key == 10:  # FindCoordinator v4+
+        resp.node_id, resp.port = -1, -1
+        resp.coordinators = [R.Coordinator(key=k, node_id=-1, host="", port=-1, error_code=code)
+                             for k in req.coordinator_keys]
+    elif api_key == 13:  # LeaveGroup v3+
+        resp.members = [R.MemberResponse(member_id=m.member_id, group_instance_id=m.group_instance_id,
+                                         error_code=code) for m in req.members]
+    elif api_key == 15:  # DescribeGroups
+        resp.groups = [R.DescribedGroup(group_id=g, error_code=code) for g in req.groups]
+    elif api_key == 42:  # DeleteGroups
+        resp.results = [R.DeletableGroupResult(group_id=g, error_code=code) for g in req.groups_names]

@@ -12,7 +12,8 @@ import time
 from typing import Any, Callable
 
 import curio
-from curio import socket
+
+from kafscale.server.net import listen_socket
 
 log = logging.getLogger(__name__)
 
@@ -26,12 +27,8 @@ class HttpServer:
         self._sock = None
 
     async def bind(self) -> None:
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((self.host, self.port))
-        sock.listen(128)
-        self._sock = sock
-        self.port = sock.getsockname()[1]
+        self._sock = listen_socket(self.host, self.port, backlog=128)
+        self.port = self._sock.getsockname()[1]
 
     async def serve(self) -> None:
         async with self._sock:

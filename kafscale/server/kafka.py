@@ -14,7 +14,6 @@ import struct
 from typing import Any
 
 import curio
-from curio import socket
 
 from kafscale.broker.core import Broker, RequestContext
 from kafscale.broker.handlers.api_versions import unsupported_version_response
@@ -22,6 +21,7 @@ from kafscale.broker.registry import ApiKey
 from kafscale.protocol import headers
 from kafscale.protocol.frames import FrameDecoder
 from kafscale.protocol.primitives import DecodeError
+from kafscale.server.net import listen_socket
 
 log = logging.getLogger(__name__)
 
@@ -44,12 +44,8 @@ class KafkaServer:
         self._draining = False
 
     async def bind(self) -> None:
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((self.host, self.port))
-        sock.listen(1024)
-        self._sock = sock
-        self.port = sock.getsockname()[1]
+        self._sock = listen_socket(self.host, self.port, backlog=1024)
+        self.port = self._sock.getsockname()[1]
 
     async def serve(self) -> None:
         assert self._sock is not None

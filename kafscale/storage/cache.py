@@ -42,5 +42,8 @@ class SegmentCache:
         for key in [k for k in self._items if k.startswith(prefix)]:
             self.bytes -= len(self._items.pop(key))
 
+    def __contains__(self, key: str) -> bool:
+        return key in self._items
+
     def __len__(self) -> int:
         return len(self._items)

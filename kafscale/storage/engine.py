@@ -255,11 +255,33 @@ class LogManager:
             del self._inflight_reads[key]
             await done.set()
 
-    async def read_segment_range(self, seg: SegmentRef, offset: int, max_bytes: int) -> memoryview:
+    def is_cached(self, seg: SegmentRef) -> bool:
+        return seg.key + ".kfs" in self.cache
+
+    async def read_ahead(self, seg: SegmentRef) -> None:
+        """Start loading ``seg`` into the cache in the background (once)."""
+        key = seg.key + ".kfs"
+        if seg.size > WHOLE_READ_LIMIT or key in self.cache or key in self._inflight_reads:
+            return
+
+        async def load() -> None:
+            try:
+                await self.segment_bytes(seg)
+                self.stats["read_ahead"] += 1
+            except KafkaError as exc:
+                log.debug("read-ahead of %s failed: %s", key, exc)
+        await self.rt.spawn(load)
+
+    async def read_segment_range(self, seg: SegmentRef, offset: int, max_bytes: int,
+                                 allow_oversize: bool = True) -> memoryview:
+        """Whole batches of ``seg`` from the one holding ``offset``, within ``max_bytes``
+        (but at least one batch when ``allow_oversize``, as Kafka's KIP-74)."""
         if seg.size <= WHOLE_READ_LIMIT or self.cache.get(seg.key + ".kfs") is not None:
             data = await self.segment_bytes(seg)
             view = memoryview(data)[:len(data) - fmt.FOOTER_SIZE]
             begin, end = _fast.scan_batches(view, fmt.HEADER_SIZE, offset, max_bytes)
+            if not allow_oversize and end - begin > max_bytes:
+                return view[begin:begin]
             return view[begin:end]
         # A large segment: find the batch through the index, then read a byte range.
         index = fmt.parse_index(await self.rt.run_in_thread(self.objects.get, seg.key + ".index"))

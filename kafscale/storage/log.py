@@ -361,8 +361,28 @@ class PartitionLog:
             seg = self.segment_for(offset)
             if seg is None:
                 raise OffsetOutOfRange(f"offset {offset} is in no committed segment")
+        # Segments are as small as one flush, so a read continues into the following
+        # segments up to max_bytes, but only through cached ones once it has data: it
+        # never waits on S3 for more than the first segment it needs. The next segment
+        # is fetched ahead for sequential consumers.
         records = await self.mgr.read_segment_range(seg, offset, max_bytes)
-        return ReadResult(records, hw, start)
+        chunks, size = [records], len(records)
+        i = bisect.bisect_right(self._bases, seg.base)
+        while i < len(self.segments) and size < max_bytes and self.segments[i].base < hw:
+            nxt = self.segments[i]
+            if not self.mgr.is_cached(nxt):
+                await self.mgr.read_ahead(nxt)
+                break
+            more = await self.mgr.read_segment_range(nxt, nxt.base, max_bytes - size, allow_oversize=False)
+            if not len(more):
+                break
+            chunks.append(more)
+            size += len(more)
+            i += 1
+        else:
+            if i < len(self.segments):
+                await self.mgr.read_ahead(self.segments[i])
+        return ReadResult(chunks[0] if len(chunks) == 1 else b"".join(chunks), hw, start)
 
     async def offset_for_timestamp(self, ts: int) -> tuple[int, int]:
         """(offset, timestamp) of the first record with timestamp >= ts, or (-1, -1)."""

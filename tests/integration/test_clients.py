@@ -123,17 +123,9 @@ def kafka_python_consume(bootstrap: str, topic: str, n: int, partitions: int = 3
 # -- aiokafka ----------------------------------------------------------------------------
 
 async def _aiokafka_roundtrip(bootstrap: str, topic: str, msgs: list[Msg], codec: str):
-    from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+    from aiokafka import AIOKafkaConsumer, TopicPartition
 
-    p = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5,
-                         compression_type=None if codec == "none" else codec)
-    await p.start()
-    try:
-        futs = [await p.send(topic, value=m.value, key=m.key, partition=m.partition,
-                             headers=list(m.headers), timestamp_ms=m.timestamp) for m in msgs]
-        await asyncio.gather(*futs)
-    finally:
-        await p.stop()
+    await _aiokafka_produce_only(bootstrap, topic, msgs, codec)
     c = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
                          auto_offset_reset="earliest")
     await c.start()
@@ -202,7 +194,8 @@ def test_clients_read_each_others_data(broker):
 async def _aiokafka_produce_only(bootstrap, topic, msgs, codec):
     from aiokafka import AIOKafkaProducer
 
-    p = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", compression_type=codec)
+    p = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5,
+                         compression_type=None if codec == "none" else codec)
     await p.start()
     try:
         futs = [await p.send(topic, value=m.value, key=m.key, partition=m.partition,

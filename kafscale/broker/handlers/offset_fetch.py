@@ -1,0 +1,50 @@
+"""OffsetFetch (key 9), versions 0-9.
+
+v1 same as v0 (offsets in Kafka rather than ZooKeeper); v2 null topics mean "every
+committed partition" and a top-level error code; v3 throttle time; v5 leader epochs;
+v6 flexible; v7 require_stable (ignored: there are no transactions, so nothing is
+ever pending); v8 several groups per request; v9 member id/epoch (new consumer
+protocol; not used by classic groups). A partition never committed to answers offset
+-1, leader epoch -1 and metadata "".
+"""
+
+from __future__ import annotations
+
+from kafscale.broker.registry import ApiKey, handles
+from kafscale.errors import ErrorCode
+from kafscale.protocol.messages import OffsetFetchRequest, OffsetFetchResponse
+
+R = OffsetFetchResponse
+
+
+@handles(ApiKey.OFFSET_FETCH, versions=(0, 9))
+async def offset_fetch(ctx, req: OffsetFetchRequest) -> OffsetFetchResponse:
+    if ctx.version >= 8:
+        groups = []
+        for g in req.groups:
+            code, rows = await _fetch(ctx, g.group_id, g.topics)
+            groups.append(R.OffsetFetchResponseGroup(group_id=g.group_id, error_code=code, topics=[
+                R.OffsetFetchResponseTopics(name=name, partitions=[
+                    R.OffsetFetchResponsePartitions(partition_index=p, committed_offset=o, committed_leader_epoch=e,
+                                                    metadata=m, error_code=0) for p, o, e, m in parts])
+                for name, parts in rows]))
+        return R(groups=groups)
+    topics = req.topics if ctx.version >= 2 else (req.topics or [])
+    code, rows = await _fetch(ctx, req.group_id, topics)
+    # v0/v1 have no top-level error: a group error goes on every partition
+    part_code = code if ctx.version < 2 else 0
+    return R(error_code=code, topics=[R.OffsetFetchResponseTopic(name=name, partitions=[
+        R.OffsetFetchResponsePartition(partition_index=p, committed_offset=o if not part_code else -1,
+                                       committed_leader_epoch=e, metadata=m, error_code=part_code)
+        for p, o, e, m in parts]) for name, parts in rows])
+
+
+async def _fetch(ctx, group_id: str, topics) -> tuple[int, list[tuple[str, list[tuple[int, int, int, str]]]]]:
+    wanted = None if topics is None else [(t.name, p) for t in topics for p in t.partition_indexes]
+    code, found = await ctx.broker.groups.fetch_offsets(group_id, wanted)
+    if code != ErrorCode.NONE and wanted is not None:
+        found = [(t, p, None) for t, p in wanted]
+    rows: dict[str, list[tuple[int, int, int, str]]] = {}
+    for t, p, e in found:
+        rows.setdefault(t, []).append((p, -1, -1, "") if e is None else (p, e.offset, e.leader_epoch, e.metadata))
+    return code, list(rows.items())
