@@ -59,6 +59,7 @@ class Config:
     log_level: str = "INFO"
     data_dir: str = "./data"
     shutdown_timeout_s: float = 30.0
+    lease_ttl_s: int = 10
     group_initial_rebalance_delay_ms: int = 3000
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -94,6 +95,7 @@ OPTIONS: list[Option] = [
     Option("auto_create_topics", "KAFSCALE_AUTO_CREATE_TOPICS", _bool, "Create unknown topics on Metadata/Produce."),
     Option("default_partitions", "KAFSCALE_DEFAULT_PARTITIONS", int, "Partitions of auto-created topics."),
     Option("log_level", "KAFSCALE_LOG_LEVEL", str, "DEBUG, INFO, WARNING or ERROR."),
+    Option("lease_ttl_s", "KAFSCALE_LEASE_TTL_S", int, "Seconds a dead broker keeps its partitions."),
     Option("data_dir", "KAFSCALE_DATA_DIR", str, "Data directory of the local default stack."),
     Option("group_initial_rebalance_delay_ms", "KAFSCALE_GROUP_INITIAL_REBALANCE_DELAY_MS", int,
            "How long a group's first rebalance waits for more members (group.initial.rebalance.delay.ms)."),
@@ -124,7 +126,7 @@ def validate(cfg: Config) -> None:
             "set both KAFSCALE_ETCD_ENDPOINTS and KAFSCALE_S3_ENDPOINT, or neither for the local default"
         )
     for name in ("segment_bytes", "cache_bytes", "max_request_bytes", "max_message_bytes",
-                 "default_partitions"):
+                 "default_partitions", "lease_ttl_s"):
         if getattr(cfg, name) <= 0:
             raise ValueError(f"{name} must be positive")
     if cfg.flush_interval_ms < 0:

@@ -14,6 +14,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from kafscale.broker.membership import Membership
 from kafscale.broker.registry import REGISTRY, Registry
 from kafscale.config import Config
 from kafscale.errors import ErrorCode, KafkaError
@@ -65,6 +66,9 @@ class Broker:
         self.config = config
         self.cluster = cluster
         self.logs = logs
+        self.membership = Membership(rt, cluster, logs, config.broker_id,
+                                     {"host": config.broker_host, "port": config.broker_port,
+                                      "rack": config.rack}, config.lease_ttl_s)
         self.groups = GroupService(rt, cluster, GroupConfig.from_config(config), config.broker_id,
                                    topics=lambda: logs.topics)
         self.registry = registry
@@ -79,17 +83,27 @@ class Broker:
                           self.config.rack)
 
     def live_brokers(self) -> list[BrokerInfo]:
-        return [self.me]
+        live = self.membership.live
+        if not live:
+            return [self.me]
+        return [BrokerInfo(b, i.get("host", ""), int(i.get("port", 0)), i.get("rack")) for b, i in sorted(live.items())]
 
-    def leader_of(self, topic: str, partition: int) -> int:
-        return self.config.broker_id
+    def leader_of(self, topic: str, partition: int) -> tuple[int, int]:
+        """(broker id, leader epoch) clients should use for a partition: its current
+        owner, or while it has none the broker the assignment gives it to (epoch -1)."""
+        owner = self.logs.owners.get((topic, partition))
+        if owner is not None and owner.broker in self.membership.live:
+            return owner.broker, owner.epoch
+        return self.membership.desired_owner(topic, partition), -1
 
     async def start(self) -> None:
         self.cluster_id = await self.rt.run_in_thread(self.cluster.cluster_id)
         await self.logs.start()
+        await self.membership.start()
         await self.groups.start()
 
     async def stop(self) -> None:
+        await self.membership.drain()
         await self.groups.stop()
         await self.logs.stop()
 

@@ -3,10 +3,12 @@
 Keys, under the configurable prefix P (default ``/kafscale``)::
 
     P/topics/{topic}                         {"id", "partitions", "config", "created_ms"}
-    P/partitions/{topic}/{p}/leader          {"broker", "epoch", "tid"}  - owner + leader epoch
+    P/partitions/{topic}/{p}/leader          {"broker", "epoch", "tid"}  - owner, under its lease
+    P/partitions/{topic}/{p}/epoch           the last leader epoch (a counter; never leased)
     P/partitions/{topic}/{p}/state           {"hw", "log_start"}        - committed high watermark
     P/segments/{topic}/{p}/{base:020d}       segment manifest entry (see SegmentRef)
     P/deleting/{topic_id}                    {"topic", "partitions"}    - object cleanup to do
+    P/brokers/{id}                           {"host", "port", "rack", ...} - under the broker's lease
 
 A partition whose keys are absent is empty: hw 0, log start 0, epoch 0, no owner.
 Topics are created with one put (so any partition count fits etcd's txn-op limit).
@@ -150,6 +152,15 @@ class Keys:
     def leader(self, topic: str, p: int) -> str:
         return f"{self.p}/partitions/{topic}/{p}/leader"
 
+    def epoch(self, topic: str, p: int) -> str:
+        return f"{self.p}/partitions/{topic}/{p}/epoch"
+
+    def brokers(self) -> str:
+        return f"{self.p}/brokers/"
+
+    def broker(self, broker_id: int) -> str:
+        return f"{self.p}/brokers/{broker_id}"
+
     def state(self, topic: str, p: int) -> str:
         return f"{self.p}/partitions/{topic}/{p}/state"
 
@@ -254,19 +265,75 @@ class Cluster:
                                  PartitionState.decode(state_raw), state_raw, segments)
 
     def claim_partition(self, topic: TopicRecord, p: int, broker_id: int,
-                        seen: bytes | None) -> tuple[Leader, bytes]:
-        """Become the owner with a new epoch, if the leader record is still ``seen``."""
-        old = Leader.decode(seen)
-        new = Leader(broker_id, (old.epoch if old else 0) + 1, topic.id)
+                        lease: int | None = None) -> tuple[Leader, bytes]:
+        """Become the partition's owner with the next leader epoch, if it has none now.
+
+        The owner record is attached to the broker's lease, so it vanishes when the broker
+        dies; the epoch counter beside it is not, so epochs only ever grow.
+        """
+        leader_key, epoch_key = self.keys.leader(topic.name, p), self.keys.epoch(topic.name, p)
+        epoch_raw = self.store.get(epoch_key)
+        epoch = int(epoch_raw) if epoch_raw is not None else 0
+        new = Leader(broker_id, epoch + 1, topic.id)
         raw = new.encode()
-        topic_raw = topic.encode()
         ok = self.store.txn(
-            [ValueIs(self.keys.topic(topic.name), topic_raw), ValueIs(self.keys.leader(topic.name, p), seen)],
-            [Put(self.keys.leader(topic.name, p), raw)],
+            [ValueIs(self.keys.topic(topic.name), topic.encode()), ValueIs(leader_key, None),
+             ValueIs(epoch_key, epoch_raw)],
+            [Put(leader_key, raw, lease), Put(epoch_key, str(new.epoch).encode())],
         )
         if not ok:
-            raise Fenced(f"{topic.name}-{p}: leader changed while claiming")
+            raise Fenced(f"{topic.name}-{p}: owned by another broker, or changed while claiming")
         return new, raw
+
+    def release_partition(self, topic: str, p: int, leader_raw: bytes) -> bool:
+        """Give up ownership (graceful hand-over); False if it was not ours any more."""
+        key = self.keys.leader(topic, p)
+        return self.store.txn([ValueIs(key, leader_raw)], [Delete(key)])
+
+    def owners(self) -> dict[tuple[str, int], tuple[Leader, bytes]]:
+        """Every partition's current owner record."""
+        out = {}
+        prefix = f"{self.keys.p}/partitions/"
+        for key, raw in self.store.get_prefix(prefix):
+            if key.endswith("/leader"):
+                topic, part = key[len(prefix):-len("/leader")].rsplit("/", 1)
+                leader = Leader.decode(raw)
+                if leader is not None:
+                    out[(topic, int(part))] = (leader, raw)
+        return out
+
+    # -- brokers ------------------------------------------------------------------------
+
+    def register_broker(self, broker_id: int, info: dict[str, Any], lease: int) -> int | None:
+        """Announce a live broker; its key lives exactly as long as its lease.
+
+        If the id is still registered by an earlier incarnation (a broker restarted
+        after kill -9 before its lease expired), that lease is revoked: its owner
+        records go with it, so this incarnation can claim them at once. Returns the
+        revoked lease, if any.
+        """
+        key = self.keys.broker(broker_id)
+        raw = orjson.dumps(dict(info, lease=lease))
+        for _ in range(10):
+            current = self.store.get(key)
+            if self.store.txn([ValueIs(key, current)], [Put(key, raw, lease)]):
+                if current is None:
+                    return None
+                old = orjson.loads(current).get("lease")
+                if old and old != lease:
+                    try:
+                        self.store.revoke_lease(int(old))
+                    except KafkaError:
+                        pass  # already gone
+                return old
+        raise CommitConflict(f"broker {broker_id}: registration kept changing")
+
+    def deregister_broker(self, broker_id: int) -> None:
+        self.store.delete(self.keys.broker(broker_id))
+
+    def brokers(self) -> dict[int, dict[str, Any]]:
+        prefix = self.keys.brokers()
+        return {int(k[len(prefix):]): orjson.loads(v) for k, v in self.store.get_prefix(prefix)}
 
     def commit_segment(self, topic: str, p: int, leader_raw: bytes, state_raw: bytes | None,
                        seg: SegmentRef, new_state: PartitionState) -> bytes:

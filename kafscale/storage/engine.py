@@ -15,9 +15,9 @@ from typing import Any
 
 from kafscale import _fast
 from kafscale.config import Config
-from kafscale.errors import (ErrorCode, InvalidPartitions, InvalidTopic, KafkaError, TopicExists,
+from kafscale.errors import (ErrorCode, InvalidPartitions, InvalidTopic, KafkaError, NotLeader, TopicExists,
                              UnknownTopicOrPartition)
-from kafscale.metadata.cluster import Cluster, SegmentRef, TopicRecord
+from kafscale.metadata.cluster import Cluster, Leader, SegmentRef, TopicRecord
 from kafscale.runtime import Runtime
 from kafscale.storage import segment as fmt
 from kafscale.storage.cache import SegmentCache
@@ -57,6 +57,7 @@ class LogManager:
         self.broker_id = config.broker_id
         self.cache = SegmentCache(config.cache_bytes)
         self.topics: dict[str, TopicRecord] = {}
+        self._topics_generation = 0
         self.topics_by_id: dict[bytes, TopicRecord] = {}
         self.logs: dict[tuple[str, int], PartitionLog] = {}
         self.pending_bytes = 0
@@ -65,16 +66,31 @@ class LogManager:
         self._commit_event = rt.event()
         self._deletions_wake = rt.event()
         self._tasks: list[Any] = []
-        self._cancel_watch = None
+        self._cancels: list[Any] = []
+        # Ownership: the owner records seen in etcd, the lease our claims hang on, and
+        # who the assignment says should own a partition (set by the broker's membership;
+        # a lone broker owns everything).
+        self.owners: dict[tuple[str, int], Leader] = {}
+        self._claiming: dict[tuple[str, int], Any] = {}
+        self.lease_id: int | None = None
+        self.leases_required = False
+        self.draining = False
+        self.desired_owner = lambda topic, partition: self.broker_id
+        self.on_owners_changed = None
 
     # -- lifecycle ----------------------------------------------------------------------
 
     async def start(self) -> None:
         await self.refresh_topics()
         queue = self.rt.thread_queue()
-        self._cancel_watch = await self.rt.run_in_thread(
-            self.cluster.store.watch_prefix, self.cluster.keys.topics(), queue.put)
+        store = self.cluster.store
+        self._cancels.append(await self.rt.run_in_thread(store.watch_prefix, self.cluster.keys.topics(), queue.put))
         self._tasks.append(await self.rt.spawn(self._watch_topics, queue))
+        pqueue = self.rt.thread_queue()
+        for prefix in (f"{self.cluster.keys.p}/partitions/", f"{self.cluster.keys.p}/segments/"):
+            self._cancels.append(await self.rt.run_in_thread(store.watch_prefix, prefix, pqueue.put))
+        await self._load_owners()
+        self._tasks.append(await self.rt.spawn(self._watch_partitions, pqueue))
         self._tasks.append(await self.rt.spawn(self._flush_timer))
         self._tasks.append(await self.rt.spawn(self._deletion_worker))
 
@@ -88,8 +104,8 @@ class LogManager:
             await self.rt.sleep(0.01)
         for task in self._tasks:
             await task.cancel()
-        if self._cancel_watch:
-            await self.rt.run_in_thread(self._cancel_watch)
+        for cancel in self._cancels:
+            await self.rt.run_in_thread(cancel)
 
     async def _watch_topics(self, queue) -> None:
         while True:
@@ -100,14 +116,21 @@ class LogManager:
                 log.warning("topic refresh failed: %s", exc)
 
     async def refresh_topics(self) -> None:
-        topics = await self.rt.run_in_thread(self.cluster.list_topics)
+        while True:
+            # A read that started before a local create/delete may return the table
+            # from before it: applying that would undo the change here. Read again.
+            generation = self._topics_generation
+            topics = await self.rt.run_in_thread(self.cluster.list_topics)
+            if generation == self._topics_generation:
+                break
         self._set_topics(topics)
 
     def _set_topics(self, topics: dict[str, TopicRecord]) -> None:
+        self._topics_generation += 1
         for (name, p), plog in list(self.logs.items()):
             rec = topics.get(name)
             if rec is None or rec.id != plog.topic.id or p >= rec.partitions:
-                plog.owned = False
+                plog.lose_ownership("topic deleted")
                 del self.logs[(name, p)]
         self.topics = topics
         self.topics_by_id = {t.id_bytes: t for t in topics.values()}
@@ -206,23 +229,136 @@ class LogManager:
         return (f"{self.config.s3_namespace}/{topic.name}/{partition}/"
                 f"segment-{base:020d}-{topic.id[:12]}-{epoch}-{nonce()}")
 
-    async def partition_log(self, name: str, partition: int) -> PartitionLog:
-        """The partition's log, owned by this broker (claimed on first use)."""
+    def _topic_partition(self, name: str, partition: int) -> TopicRecord:
         topic = self.topics.get(name)
         if topic is None or not 0 <= partition < topic.partitions:
             raise UnknownTopicOrPartition(f"unknown partition {name}-{partition}")
+        return topic
+
+    async def partition_log(self, name: str, partition: int) -> PartitionLog:
+        """The partition's log for reading: ours if we own it, else a follower view of
+        the committed manifest that the etcd watch keeps current."""
+        topic = self._topic_partition(name, partition)
         key = (name, partition)
         plog = self.logs.get(key)
-        if plog is None or (not plog.owned and not plog._flushing):
+        if plog is None:
             plog = PartitionLog(self, topic, partition)
-            self.logs[key] = plog
-            try:
-                await plog.claim()
-            except BaseException:
-                if self.logs.get(key) is plog:
-                    del self.logs[key]
-                raise
+            await plog.load()
+            self.logs.setdefault(key, plog)
+            plog = self.logs[key]
         return plog
+
+    async def owned_log(self, name: str, partition: int) -> PartitionLog:
+        """The partition's log if this broker owns it, claiming it first when it has no
+        owner and the assignment gives it to us; NOT_LEADER_OR_FOLLOWER otherwise."""
+        topic = self._topic_partition(name, partition)
+        key = (name, partition)
+        plog = self.logs.get(key)
+        if plog is not None and plog.owned:
+            return plog
+        if self.draining or self.lease_id is None and self.leases_required:
+            raise NotLeader(f"{name}-{partition}: this broker is not taking writes")
+        owner = self.owners.get(key)
+        if owner is not None and owner.broker == self.broker_id and plog is not None and await plog.readopt():
+            return plog
+        if owner is not None or self.desired_owner(name, partition) != self.broker_id:
+            raise NotLeader(f"{name}-{partition} is owned by broker "
+                            f"{owner.broker if owner else self.desired_owner(name, partition)}")
+        return await self.claim(topic, partition)
+
+    async def claim(self, topic: TopicRecord, partition: int) -> PartitionLog:
+        key = (topic.name, partition)
+        lock = self._claiming.get(key)
+        if lock is not None:  # somebody is claiming it right now: wait for them
+            await lock.wait()
+            plog = self.logs.get(key)
+            if plog is not None and plog.owned:
+                return plog
+            raise NotLeader(f"{topic.name}-{partition}: claim by another request failed")
+        done = self._claiming[key] = self.rt.event()
+        try:
+            old = self.logs.get(key)
+            plog = PartitionLog(self, topic, partition)
+            await plog.claim(self.lease_id)
+            if old is not None and old is not plog:
+                old.lose_ownership("replaced by a new claim")
+            self.logs[key] = plog
+            self.owners[key] = plog.leader
+            return plog
+        finally:
+            del self._claiming[key]
+            await done.set()
+
+    async def release(self, name: str, partition: int) -> None:
+        plog = self.logs.get((name, partition))
+        if plog is not None and plog.owned:
+            await plog.release()
+
+    def owned_partitions(self) -> list[PartitionLog]:
+        return [p for p in self.logs.values() if p.owned]
+
+    async def lose_all_ownership(self, why: str) -> None:
+        for plog in self.owned_partitions():
+            plog.lose_ownership(why)
+            if plog._pending_waiters:
+                await plog._fail([], NotLeader(why))
+
+    # -- the partitions watch -----------------------------------------------------------
+
+    async def _load_owners(self) -> None:
+        owners = await self.rt.run_in_thread(self.cluster.owners)
+        self.owners = {k: v[0] for k, v in owners.items()}
+        for key, plog in self.logs.items():
+            current = owners.get(key)
+            if plog.owned and (current is None or current[1] != plog.leader_raw):
+                plog.lose_ownership("owner record changed while the watch was down")
+
+    async def _watch_partitions(self, queue) -> None:
+        parts_prefix = f"{self.cluster.keys.p}/partitions/"
+        segs_prefix = f"{self.cluster.keys.p}/segments/"
+        while True:
+            events = await queue.get()
+            try:
+                if events is None:  # the watch was re-established: re-read what we cache
+                    await self._load_owners()
+                    for plog in list(self.logs.values()):
+                        if not plog.owned:
+                            await plog.load()
+                    await self.notify_commit()
+                    if self.on_owners_changed:
+                        await self.on_owners_changed()
+                    continue
+                moved = owners_changed = False
+                for ev in events:
+                    if ev.key.startswith(parts_prefix):
+                        topic_part, _, what = ev.key[len(parts_prefix):].rpartition("/")
+                        topic, _, part = topic_part.rpartition("/")
+                        key = (topic, int(part))
+                        plog = self.logs.get(key)
+                        if what == "leader":
+                            owners_changed = True
+                            leader = Leader.decode(ev.value)
+                            if leader is None:
+                                self.owners.pop(key, None)
+                            else:
+                                self.owners[key] = leader
+                            if plog is not None and plog.owned and ev.value != plog.leader_raw:
+                                plog.lose_ownership("owner record deleted or replaced in etcd")
+                            if plog is not None and not plog.owned:
+                                plog.leader, plog.leader_raw = leader, ev.value
+                        elif what == "state" and plog is not None:
+                            moved |= plog.apply_state(ev.value)
+                    elif ev.key.startswith(segs_prefix):
+                        topic, part, base = ev.key[len(segs_prefix):].rsplit("/", 2)
+                        plog = self.logs.get((topic, int(part)))
+                        if plog is not None:
+                            plog.apply_segment(SegmentRef.decode(ev.value) if ev.value else None, int(base))
+                if moved:
+                    await self.notify_commit()
+                if owners_changed and self.on_owners_changed:
+                    await self.on_owners_changed()
+            except Exception:  # noqa: BLE001 - one bad event must not stop the watch
+                log.exception("partition watch event failed")
 
     # -- reads --------------------------------------------------------------------------
 

@@ -135,15 +135,85 @@ class PartitionLog:
         snap = await self.rt.run_in_thread(self.mgr.cluster.load_partition, self.name, self.partition)
         self._install(snap)
 
-    async def claim(self) -> None:
-        """Become the owner: load the partition and bump its leader epoch."""
-        await self.load()
+    async def claim(self, lease: int | None) -> None:
+        """Become the owner with the next epoch, then load the partition.
+
+        Loading after the claim matters: once the owner record is ours, no earlier
+        owner's commit can land (each compares the owner record), so the state read
+        now is final.
+        """
         leader, raw = await self.rt.run_in_thread(
-            self.mgr.cluster.claim_partition, self.topic, self.partition, self.mgr.broker_id, self.leader_raw)
+            self.mgr.cluster.claim_partition, self.topic, self.partition, self.mgr.broker_id, lease)
+        await self.load()
         self.leader, self.leader_raw = leader, raw
         self.next_offset = self.state.hw
         self.owned = True
         log.info("%s-%d: owner at epoch %d, hw %d", self.name, self.partition, leader.epoch, self.hw)
+
+    async def release(self) -> None:
+        """Hand the partition over: stop taking appends, finish the flushes, drop the owner record."""
+        if not self.owned:
+            return
+        self.owned = False  # new appends get NOT_LEADER_OR_FOLLOWER from here on
+        while self._flushing:
+            await self.rt.sleep(0.005)
+        if self._pending_waiters:
+            await self._fail([], Fenced("partition handed over"))
+        if self.leader_raw is not None:
+            try:
+                await self.rt.run_in_thread(self.mgr.cluster.release_partition, self.name,
+                                            self.partition, self.leader_raw)
+            except KafkaError as exc:
+                log.info("%s-%d: release failed (the lease will expire): %s", self.name, self.partition, exc)
+        log.info("%s-%d: handed over at hw %d", self.name, self.partition, self.hw)
+
+    async def readopt(self) -> bool:
+        """Take up ownership again after a failure made us unsure of it (e.g. etcd was
+        unreachable mid-commit), if etcd still holds exactly our owner record."""
+        mine = self.leader_raw
+        if self.owned or mine is None or self._flushing:
+            return self.owned
+        await self.load()
+        if self.leader_raw != mine:
+            return False
+        self.next_offset = self.state.hw
+        self.owned = True
+        log.info("%s-%d: owner again at epoch %d, hw %d", self.name, self.partition, self.epoch, self.hw)
+        return True
+
+    def lose_ownership(self, why: str) -> None:
+        """Our owner record is gone (lease expired, deleted, taken): stop committing."""
+        if self.owned:
+            log.warning("%s-%d: lost ownership: %s", self.name, self.partition, why)
+        self.owned = False
+
+    # -- follower updates (from the etcd watch) ---------------------------------------
+
+    def apply_state(self, raw: bytes | None) -> bool:
+        """A committed state seen in etcd; True if it moved the high watermark."""
+        if self.owned or raw is None:
+            return False
+        state = PartitionState.decode(raw)
+        if state.hw < self.state.hw and state.log_start <= self.state.log_start:
+            return False  # an older event than what we loaded
+        moved = state.hw != self.state.hw
+        self.state, self.state_raw = state, raw
+        return moved
+
+    def apply_segment(self, ref: SegmentRef | None, base: int) -> None:
+        if self.owned:
+            return
+        i = bisect.bisect_left(self._bases, base)
+        present = i < len(self._bases) and self._bases[i] == base
+        if ref is None:
+            if present:
+                del self._bases[i]
+                del self.segments[i]
+        elif present:
+            self.segments[i] = ref
+        else:
+            self._bases.insert(i, base)
+            self.segments.insert(i, ref)
 
     # -- write path -------------------------------------------------------------------
 
@@ -252,6 +322,8 @@ class PartitionLog:
                 await self._flush(chunks, waiters, max_ts)
         finally:
             self._flushing = False
+        if self._pending_waiters and not self.owned:
+            await self._fail([], NotLeader(f"{self.name}-{self.partition}: ownership lost"))
 
     async def _flush(self, chunks: list[bytearray], waiters: list[_Waiter], max_ts: int) -> None:
         base = waiters[0].base

@@ -98,7 +98,7 @@ def test_appends_get_consecutive_offsets_and_are_readable(env):
     async def main():
         mgr = await _manager(env)
         await mgr.create_topic("t", 1)
-        plog = await mgr.partition_log("t", 0)
+        plog = await mgr.owned_log("t", 0)
         assert await _append(plog, 3) == 0
         assert await _append(plog, 2) == 3
         assert plog.hw == 5
@@ -118,7 +118,7 @@ def test_concurrent_appends_are_group_committed(env):
     async def main():
         mgr = await _manager(env)
         await mgr.create_topic("t", 1)
-        plog = await mgr.partition_log("t", 0)
+        plog = await mgr.owned_log("t", 0)
         tasks = [await curio.spawn(_append, plog, 1, f"m{i}") for i in range(50)]
         bases = sorted([await t.join() for t in tasks])
         assert bases == list(range(50))
@@ -135,7 +135,7 @@ def test_s3_failure_fails_appends_retriably_and_leaves_no_gap(env):
     async def main():
         mgr = await _manager(env)
         await mgr.create_topic("t", 1)
-        plog = await mgr.partition_log("t", 0)
+        plog = await mgr.owned_log("t", 0)
         assert await _append(plog, 2) == 0
         objects.fail = True
         with pytest.raises(KafkaError) as err:
@@ -154,14 +154,14 @@ def test_etcd_failure_fails_appends_and_recovers(env):
     async def main():
         mgr = await _manager(env)
         await mgr.create_topic("t", 1)
-        plog = await mgr.partition_log("t", 0)
+        plog = await mgr.owned_log("t", 0)
         assert await _append(plog, 2) == 0
         store.available = False
         with pytest.raises(KafkaError) as err:
             await _append(plog, 2)
         assert err.value.retriable
         store.available = True
-        plog = await mgr.partition_log("t", 0)  # re-claimed: it could not prove ownership
+        plog = await mgr.owned_log("t", 0)  # re-claimed: it could not prove ownership
         assert await _append(plog, 1) == 2
         await mgr.stop()
     run(main)
@@ -173,11 +173,12 @@ def test_a_fenced_owner_cannot_commit(env):
     async def main():
         mgr = await _manager(env)
         await mgr.create_topic("t", 1)
-        plog = await mgr.partition_log("t", 0)
+        plog = await mgr.owned_log("t", 0)
         assert await _append(plog, 2) == 0
         # Another broker takes the partition over (a new epoch in etcd).
-        seen = store.get(cluster.keys.leader("t", 0))
-        cluster.claim_partition(mgr.topic("t"), 0, broker_id=7, seen=seen)
+        # (its lease expired: etcd deleted our owner record)
+        store.delete(cluster.keys.leader("t", 0))
+        cluster.claim_partition(mgr.topic("t"), 0, broker_id=7)
         with pytest.raises(KafkaError) as err:
             await _append(plog, 2)
         assert err.value.code == ErrorCode.NOT_LEADER_OR_FOLLOWER
@@ -195,13 +196,14 @@ def test_state_survives_a_new_manager(env):
     async def first():
         mgr = await _manager(env)
         await mgr.create_topic("t", 2)
-        plog = await mgr.partition_log("t", 1)
+        plog = await mgr.owned_log("t", 1)
         await _append(plog, 4)
+        await mgr.release("t", 1)  # graceful hand-over: the owner record goes
         await mgr.stop()
 
     async def second():
         mgr = await _manager(env)
-        plog = await mgr.partition_log("t", 1)
+        plog = await mgr.owned_log("t", 1)
         assert plog.hw == 4 and plog.epoch == 2
         assert await _append(plog, 1) == 4
         assert len(await read_all(plog)) == 5
@@ -216,7 +218,7 @@ def test_segment_objects_match_the_manifest(env):
     async def main():
         mgr = await _manager(env)
         await mgr.create_topic("t", 1)
-        plog = await mgr.partition_log("t", 0)
+        plog = await mgr.owned_log("t", 0)
         for i in range(3):
             await _append(plog, 5, f"s{i}")
         for ref in plog.segments:
@@ -234,7 +236,7 @@ def test_corrupt_segment_object_is_an_error_not_data(env):
     async def main():
         mgr = await _manager(env)
         await mgr.create_topic("t", 1)
-        plog = await mgr.partition_log("t", 0)
+        plog = await mgr.owned_log("t", 0)
         await _append(plog, 3)
         key = plog.segments[0].key + ".kfs"
         data = bytearray(objects.objects[key])
@@ -252,7 +254,7 @@ def test_idempotent_duplicate_and_gap(env):
     async def main():
         mgr = await _manager(env)
         await mgr.create_topic("t", 1)
-        plog = await mgr.partition_log("t", 0)
+        plog = await mgr.owned_log("t", 0)
         assert await _append(plog, 2, pid=5, seq=0) == 0
         assert await _append(plog, 2, pid=5, seq=0) == 0
         assert await _append(plog, 3, pid=5, seq=2) == 2

@@ -60,17 +60,13 @@ async def _topic(ctx, name: str | None, topic_id: bytes | None, auto: bool) -> "
         if rec is None:
             return R.MetadataResponseTopic(error_code=ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, name=name)
     partitions = []
+    live = {b.node_id for b in ctx.broker.live_brokers()}
     for p in range(rec.partitions):
-        leader = ctx.broker.leader_of(rec.name, p)
-        epoch, code = -1, 0
-        try:
-            plog = await logs.partition_log(rec.name, p)
-            epoch = plog.epoch
-        except KafkaError as exc:
-            # Whatever keeps us from owning it now (etcd away, fenced) reads as an election.
-            code = ErrorCode.LEADER_NOT_AVAILABLE
+        leader, epoch = ctx.broker.leader_of(rec.name, p)
+        code = 0 if leader in live else ErrorCode.LEADER_NOT_AVAILABLE
+        replicas = [leader] if leader >= 0 else []
         partitions.append(R.MetadataResponsePartition(
             error_code=code, partition_index=p, leader_id=leader, leader_epoch=epoch,
-            replica_nodes=[leader], isr_nodes=[leader], offline_replicas=[]))
+            replica_nodes=replicas, isr_nodes=replicas, offline_replicas=[]))
     return R.MetadataResponseTopic(error_code=0, name=rec.name, topic_id=rec.id_bytes,
                                    is_internal=False, partitions=partitions)

@@ -80,7 +80,7 @@ async def _one(ctx, name: str, index: int, records, timeout: float) -> tuple[int
     if largest > limit:
         return ErrorCode.MESSAGE_TOO_LARGE, -1, -1, f"batch of {largest} bytes exceeds max.message.bytes {limit}"
     try:
-        plog = await logs.partition_log(name, index)
+        plog = await logs.owned_log(name, index)
         base = await plog.append(bytearray(records), n_offsets, max_ts, timeout,
                                  (pid, epoch, seq) if pid >= 0 else None)
         return 0, base, plog.log_start, None

@@ -1,0 +1,197 @@
+"""Cluster membership: the broker's registration, the live-broker view, and partition ownership.
+
+Each broker registers ``P/brokers/{id}`` under an etcd lease it keeps alive. The live
+brokers are whatever registrations exist; every broker watches them. From the live set
+and the topic table every broker computes the same assignment (``assign``): partitions
+spread evenly, each topic starting at a different broker, brokers interleaved by rack.
+A reconcile loop then makes reality follow it:
+
+- a partition assigned to us with no owner is claimed (a transaction that needs the
+  owner record absent, attached to our lease, with the next epoch);
+- a partition we own that is assigned to another live broker is handed over (flush,
+  then delete our owner record), and that broker claims it when it sees the delete.
+
+A broker that dies stops refreshing its lease; etcd deletes its registration and its
+owner records when the lease expires, and the others claim its partitions. A broker
+that cannot refresh its lease for a whole TTL stops taking writes: it can no longer
+prove it owns anything. No data moves in any of this: the log is in S3.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+import zlib
+from typing import Any
+
+from kafscale.errors import KafkaError
+from kafscale.metadata.cluster import Cluster, TopicRecord
+from kafscale.runtime import Runtime
+from kafscale.storage.engine import LogManager
+
+log = logging.getLogger(__name__)
+
+
+def assign(topics: dict[str, TopicRecord], brokers: list[tuple[int, str | None]]) -> dict[tuple[str, int], int]:
+    """The owner of every partition, given live brokers as (id, rack). Deterministic."""
+    if not brokers:
+        return {}
+    by_rack: dict[str | None, list[int]] = {}
+    for broker_id, rack in sorted(brokers, key=lambda b: (b[1] or "", b[0])):
+        by_rack.setdefault(rack, []).append(broker_id)
+    # Interleave racks: r1b1, r2b1, r3b1, r1b2, ... so neighbours sit on different racks.
+    order: list[int] = []
+    racks = [by_rack[r] for r in sorted(by_rack, key=lambda r: r or "")]
+    for i in range(max(len(r) for r in racks)):
+        order += [r[i] for r in racks if i < len(r)]
+    n = len(order)
+    out = {}
+    for name in sorted(topics):
+        start = zlib.crc32(name.encode()) % n
+        for p in range(topics[name].partitions):
+            out[(name, p)] = order[(start + p) % n]
+    return out
+
+
+class Membership:
+    def __init__(self, rt: Runtime, cluster: Cluster, logs: LogManager, broker_id: int, info: dict[str, Any],
+                 lease_ttl: int) -> None:
+        self.rt = rt
+        self.cluster = cluster
+        self.logs = logs
+        self.broker_id = broker_id
+        self.info = dict(info, instance=uuid.uuid4().hex)
+        self.ttl = lease_ttl
+        self.lease_id: int | None = None
+        self.live: dict[int, dict[str, Any]] = {}
+        self.assignment: dict[tuple[str, int], int] = {}
+        self._assigned_for: tuple[Any, ...] = ()
+        self._wake = rt.event()
+        self._tasks: list[Any] = []
+        self._cancel_watch = None
+        self.lease_ok = False
+        self._last_refresh = 0.0
+        logs.leases_required = True
+        logs.desired_owner = self.desired_owner
+        logs.on_owners_changed = self.wake
+
+    # -- lifecycle ----------------------------------------------------------------------
+
+    async def start(self) -> None:
+        await self._register()
+        queue = self.rt.thread_queue()
+        self._cancel_watch = await self.rt.run_in_thread(
+            self.cluster.store.watch_prefix, self.cluster.keys.brokers(), queue.put)
+        await self.refresh_live()
+        self._tasks.append(await self.rt.spawn(self._watch_brokers, queue))
+        self._tasks.append(await self.rt.spawn(self._keepalive))
+        self._tasks.append(await self.rt.spawn(self._reconcile_loop))
+
+    async def _register(self) -> None:
+        lease = await self.rt.run_in_thread(self.cluster.store.grant_lease, self.ttl)
+        old = await self.rt.run_in_thread(self.cluster.register_broker, self.broker_id, self.info, lease)
+        if old:
+            log.warning("broker id %d was still registered (lease %x); took it over", self.broker_id, old)
+        self.lease_id = lease
+        self.logs.lease_id = lease
+        self.lease_ok = True
+        self._last_refresh = self.rt.monotonic()
+        log.info("registered broker %d under lease %x (ttl %ds)", self.broker_id, lease, self.ttl)
+
+    async def drain(self) -> None:
+        """Hand every partition over and leave the cluster (graceful shutdown)."""
+        self.logs.draining = True
+        for plog in self.logs.owned_partitions():
+            await plog.release()
+        for task in self._tasks:
+            await task.cancel()
+        if self._cancel_watch:
+            await self.rt.run_in_thread(self._cancel_watch)
+        if self.lease_id is not None:
+            try:
+                # Revoking deletes the registration and any owner record left at once.
+                await self.rt.run_in_thread(self.cluster.store.revoke_lease, self.lease_id)
+            except KafkaError as exc:
+                log.info("lease revoke failed (it will expire): %s", exc)
+
+    # -- the live brokers ---------------------------------------------------------------
+
+    async def refresh_live(self) -> None:
+        self.live = await self.rt.run_in_thread(self.cluster.brokers)
+        await self.wake()
+
+    async def _watch_brokers(self, queue) -> None:
+        while True:
+            await queue.get()
+            try:
+                await self.refresh_live()
+            except KafkaError as exc:
+                log.warning("broker list refresh failed: %s", exc)
+
+    async def wake(self) -> None:
+        await self._wake.set()
+
+    def desired_owner(self, topic: str, partition: int) -> int:
+        key = (tuple(sorted((b, i.get("rack")) for b, i in self.live.items())),
+               tuple(sorted((t.name, t.id, t.partitions) for t in self.logs.topics.values())))
+        if key != self._assigned_for:
+            self.assignment = assign(self.logs.topics, list(key[0]))
+            self._assigned_for = key
+        return self.assignment.get((topic, partition), -1)
+
+    # -- the lease ----------------------------------------------------------------------
+
+    async def _keepalive(self) -> None:
+        interval = max(self.ttl / 3.0, 0.5)
+        while True:
+            await self.rt.sleep(interval)
+            try:
+                if self.lease_id is None or await self.rt.run_in_thread(
+                        self.cluster.store.refresh_lease, self.lease_id) <= 0:
+                    # Our lease is gone (expired while we were away): our owner records
+                    # went with it. Start over under a new one.
+                    await self.logs.lose_all_ownership("broker lease expired")
+                    await self._register()
+                    await self.wake()
+                else:
+                    self._last_refresh = self.rt.monotonic()
+                    self.lease_ok = True
+            except KafkaError as exc:
+                if self.rt.monotonic() - self._last_refresh > self.ttl:
+                    if self.lease_ok:
+                        log.error("cannot reach etcd for %ds: no longer taking writes (%s)", self.ttl, exc)
+                    self.lease_ok = False
+                    self.logs.lease_id = None
+                    self.lease_id = None
+                    await self.logs.lose_all_ownership("etcd unreachable for a whole lease TTL")
+
+    # -- reconcile ----------------------------------------------------------------------
+
+    async def _reconcile_loop(self) -> None:
+        while True:
+            self._wake = self.rt.event()
+            try:
+                await self.reconcile()
+            except Exception:  # noqa: BLE001 - the next round retries
+                log.exception("partition reconcile failed")
+            await self.rt.wait(self._wake, 1.0)
+
+    async def reconcile(self) -> None:
+        if self.lease_id is None or self.logs.draining:
+            return
+        for (topic, p), owner in list(self.assignment_now().items()):
+            current = self.logs.owners.get((topic, p))
+            if owner == self.broker_id:
+                if current is None:
+                    rec = self.logs.topics.get(topic)
+                    if rec is not None:
+                        try:
+                            await self.logs.claim(rec, p)
+                        except KafkaError as exc:
+                            log.debug("claim of %s-%d failed: %s", topic, p, exc)
+            elif current is not None and current.broker == self.broker_id and owner in self.live:
+                await self.logs.release(topic, p)
+
+    def assignment_now(self) -> dict[tuple[str, int], int]:
+        self.desired_owner("", 0)
+        return self.assignment
