@@ -241,11 +241,14 @@ class LogManager:
         topic = self._topic_partition(name, partition)
         key = (name, partition)
         plog = self.logs.get(key)
-        if plog is None:
-            plog = PartitionLog(self, topic, partition)
-            await plog.load()
-            self.logs.setdefault(key, plog)
-            plog = self.logs[key]
+        if plog is None or (plog.was_owner and not plog.owned and not plog._flushing):
+            # (an ex-owner's view is frozen at its last commit: read through a fresh one)
+            fresh = PartitionLog(self, topic, partition)
+            await fresh.load()
+            current = self.logs.get(key)
+            if current is plog or current is None:
+                self.logs[key] = current = fresh
+            plog = current
         return plog
 
     async def owned_log(self, name: str, partition: int) -> PartitionLog:
@@ -338,13 +341,19 @@ class LogManager:
                         if what == "leader":
                             owners_changed = True
                             leader = Leader.decode(ev.value)
+                            if plog is not None and plog.owned:
+                                # Events queued before our own claim arrive after it: only a
+                                # record with a newer epoch than ours means we were replaced.
+                                # (Our own record's deletion comes with our lease's loss, which
+                                # the keepalive handles; commits compare the record anyway.)
+                                if leader is None or leader.epoch <= plog.epoch:
+                                    continue
+                                plog.lose_ownership(f"broker {leader.broker} took over at epoch {leader.epoch}")
                             if leader is None:
                                 self.owners.pop(key, None)
                             else:
                                 self.owners[key] = leader
-                            if plog is not None and plog.owned and ev.value != plog.leader_raw:
-                                plog.lose_ownership("owner record deleted or replaced in etcd")
-                            if plog is not None and not plog.owned:
+                            if plog is not None and not plog.was_owner:
                                 plog.leader, plog.leader_raw = leader, ev.value
                         elif what == "state" and plog is not None:
                             moved |= plog.apply_state(ev.value)

@@ -96,6 +96,7 @@ class PartitionLog:
         self.segments: list[SegmentRef] = []
         self._bases: list[int] = []
         self.owned = False
+        self.was_owner = False  # an ex-owner never turns into a follower view (see engine)
         self.next_offset = 0
         self._pending: list[bytearray] = []
         self._pending_waiters: list[_Waiter] = []
@@ -147,7 +148,7 @@ class PartitionLog:
         await self.load()
         self.leader, self.leader_raw = leader, raw
         self.next_offset = self.state.hw
-        self.owned = True
+        self.owned = self.was_owner = True
         log.info("%s-%d: owner at epoch %d, hw %d", self.name, self.partition, leader.epoch, self.hw)
 
     async def release(self) -> None:
@@ -174,10 +175,12 @@ class PartitionLog:
         if self.owned or mine is None or self._flushing:
             return self.owned
         await self.load()
-        if self.leader_raw != mine:
+        leader = self.leader
+        if self.leader_raw != mine or leader is None or leader.broker != self.mgr.broker_id \
+                or leader.tid != self.topic.id:
             return False
         self.next_offset = self.state.hw
-        self.owned = True
+        self.owned = self.was_owner = True
         log.info("%s-%d: owner again at epoch %d, hw %d", self.name, self.partition, self.epoch, self.hw)
         return True
 
@@ -191,7 +194,7 @@ class PartitionLog:
 
     def apply_state(self, raw: bytes | None) -> bool:
         """A committed state seen in etcd; True if it moved the high watermark."""
-        if self.owned or raw is None:
+        if self.was_owner or raw is None:
             return False
         state = PartitionState.decode(raw)
         if state.hw < self.state.hw and state.log_start <= self.state.log_start:
@@ -201,7 +204,7 @@ class PartitionLog:
         return moved
 
     def apply_segment(self, ref: SegmentRef | None, base: int) -> None:
-        if self.owned:
+        if self.was_owner:
             return
         i = bisect.bisect_left(self._bases, base)
         present = i < len(self._bases) and self._bases[i] == base
@@ -330,18 +333,24 @@ class PartitionLog:
         size = sum(len(c) for c in chunks)
         last = waiters[-1].end - 1
         count = last - base + 1
+        # What this flush commits against is fixed now: the owner record and the state
+        # its offsets were assigned after. Nothing that happens while it flies (a new
+        # owner, a reload) can make it commit against anything else.
+        leader_raw, state_raw, state = self.leader_raw, self.state_raw, self.state
         try:
+            if base != state.hw or leader_raw is None:
+                raise CommitConflict(f"{self.name}-{self.partition}: flush at {base} but hw is {state.hw}")
             ref, seg_bytes = await self._upload(chunks, base, last, count, size, max_ts)
-            producers = self.state.producers
+            producers = state.producers
             if any(w.producer for w in waiters):
                 producers = copy.deepcopy(producers)
                 for w in waiters:
                     if w.producer is not None:
                         _remember(producers, w.producer, w.end - w.base, w.base)
-            new_state = PartitionState(last + 1, self.state.log_start, producers)
+            new_state = PartitionState(last + 1, state.log_start, producers)
             new_raw = await self.rt.run_in_thread(
                 self.mgr.cluster.commit_segment, self.name, self.partition,
-                self.leader_raw, self.state_raw, ref, new_state)
+                leader_raw, state_raw, ref, new_state)
         except Exception as exc:  # noqa: BLE001 - every failure fails the appends, never the broker
             await self._fail(waiters, exc)
             return
