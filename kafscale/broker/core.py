@@ -43,6 +43,7 @@ class RequestContext:
     version: int
     correlation_id: int
     client_id: str | None
+    client_host: str = ""
 
     @property
     def logs(self) -> LogManager:
@@ -71,6 +72,8 @@ class Broker:
                                       "rack": config.rack}, config.lease_ttl_s)
         self.groups = GroupService(rt, cluster, GroupConfig.from_config(config), config.broker_id,
                                    topics=lambda: logs.topics)
+        self.groups.placement = self.membership.coordinator_for
+        self.membership.on_live_changed = self.groups.placement_changed
         self.registry = registry
         self.cluster_id = ""
         self.started_ms = int(time.time() * 1000)

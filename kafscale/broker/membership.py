@@ -32,18 +32,24 @@ from kafscale.storage.engine import LogManager
 log = logging.getLogger(__name__)
 
 
-def assign(topics: dict[str, TopicRecord], brokers: list[tuple[int, str | None]]) -> dict[tuple[str, int], int]:
-    """The owner of every partition, given live brokers as (id, rack). Deterministic."""
-    if not brokers:
-        return {}
+def broker_order(brokers: list[tuple[int, str | None]]) -> list[int]:
+    """Live brokers (id, rack) in placement order: sorted, racks interleaved
+    (r1b1, r2b1, r3b1, r1b2, ...) so neighbours sit on different racks."""
     by_rack: dict[str | None, list[int]] = {}
     for broker_id, rack in sorted(brokers, key=lambda b: (b[1] or "", b[0])):
         by_rack.setdefault(rack, []).append(broker_id)
-    # Interleave racks: r1b1, r2b1, r3b1, r1b2, ... so neighbours sit on different racks.
     order: list[int] = []
     racks = [by_rack[r] for r in sorted(by_rack, key=lambda r: r or "")]
-    for i in range(max(len(r) for r in racks)):
+    for i in range(max((len(r) for r in racks), default=0)):
         order += [r[i] for r in racks if i < len(r)]
+    return order
+
+
+def assign(topics: dict[str, TopicRecord], brokers: list[tuple[int, str | None]]) -> dict[tuple[str, int], int]:
+    """The owner of every partition, given live brokers as (id, rack). Deterministic."""
+    order = broker_order(brokers)
+    if not order:
+        return {}
     n = len(order)
     out = {}
     for name in sorted(topics):
@@ -71,6 +77,7 @@ class Membership:
         self._cancel_watch = None
         self.lease_ok = False
         self._last_refresh = 0.0
+        self.on_live_changed = None  # async callback: the groups' placement moved
         logs.leases_required = True
         logs.desired_owner = self.desired_owner
         logs.on_owners_changed = self.wake
@@ -117,8 +124,19 @@ class Membership:
     # -- the live brokers ---------------------------------------------------------------
 
     async def refresh_live(self) -> None:
-        self.live = await self.rt.run_in_thread(self.cluster.brokers)
+        live = await self.rt.run_in_thread(self.cluster.brokers)
+        changed = set(live) != set(self.live)
+        self.live = live
         await self.wake()
+        if changed and self.on_live_changed is not None:
+            await self.on_live_changed()
+
+    def coordinator_for(self, key: str) -> int:
+        """The broker that coordinates group (or other coordinator) ``key``."""
+        order = broker_order(sorted((b, i.get("rack")) for b, i in self.live.items()))
+        if not order:
+            return self.broker_id
+        return order[zlib.crc32(key.encode()) % len(order)]
 
     async def _watch_brokers(self, queue) -> None:
         while True:

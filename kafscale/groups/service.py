@@ -84,6 +84,7 @@ class GroupService:
         self.node_id = node_id
         self.topics = topics or (lambda: {})
         self.groups: dict[str, Group] = {}
+        self.placement: Callable[[str], int] = lambda key: self.node_id
         self._queues: dict[str, _Queue] = {}
         self._wake = rt.event()
         self._tasks: list[Any] = []
@@ -106,18 +107,24 @@ class GroupService:
         self._tasks.clear()
         # answer whatever is parked so nothing waits on a broker that is going away
         for g in self.groups.values():
-            for m in g.members.values():
-                for w in (m.join_waiter, m.sync_waiter):
-                    if w is not None and w.result is None:
-                        w.result = (JoinResult(ErrorCode.NOT_COORDINATOR, member_id=m.member_id)
-                                    if w.kind == "join" else SyncResult(ErrorCode.NOT_COORDINATOR))
-                        if w.token is not None:
-                            await w.token.set()
+            await self._release(g)
+
+    async def _release(self, g: Group) -> None:
+        """Answer a group's parked requests with NOT_COORDINATOR (we stop coordinating it)."""
+        for m in g.members.values():
+            for w in (m.join_waiter, m.sync_waiter):
+                if w is not None and w.result is None:
+                    w.result = (JoinResult(ErrorCode.NOT_COORDINATOR, member_id=m.member_id)
+                                if w.kind == "join" else SyncResult(ErrorCode.NOT_COORDINATOR))
+                    if w.token is not None:
+                        await w.token.set()
 
     async def load(self) -> None:
         stored = await self.rt.run_in_thread(self.cluster.load_groups)
         now = self.now()
         for group_id, (meta, offsets) in stored.items():
+            if group_id in self.groups or not self.owns(group_id):
+                continue
             entries = {}
             for tp, raw in offsets.items():
                 try:
@@ -137,8 +144,19 @@ class GroupService:
     # -- coordinator placement ----------------------------------------------------------
 
     def coordinator_for(self, key: str) -> int:
-        """The broker that coordinates ``key`` (one broker for now: this one)."""
-        return self.node_id
+        """The broker that coordinates ``key``: the cluster's placement (see membership)."""
+        return self.placement(key)
+
+    async def placement_changed(self) -> None:
+        """The live brokers changed: let go of groups that moved away (their parked
+        requests get NOT_COORDINATOR and rejoin at the new coordinator), and load the
+        ones that moved here from etcd, where their last coordinator left them."""
+        gone = [g for g in self.groups if not self.owns(g)]
+        for group_id in gone:
+            await self._release(self.groups.pop(group_id))
+        if gone:
+            log.info("%d consumer groups moved to other brokers", len(gone))
+        await self.load()
 
     def owns(self, group_id: str) -> bool:
         return self.coordinator_for(group_id) == self.node_id

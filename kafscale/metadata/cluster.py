@@ -202,6 +202,7 @@ class Cluster:
     def __init__(self, store: MetadataStore, prefix: str = "/kafscale") -> None:
         self.store = store
         self.keys = Keys(prefix)
+        self.registration: tuple[str, bytes] | None = None  # (key, value) while registered
 
     # -- topics -------------------------------------------------------------------------
 
@@ -317,6 +318,7 @@ class Cluster:
         for _ in range(10):
             current = self.store.get(key)
             if self.store.txn([ValueIs(key, current)], [Put(key, raw, lease)]):
+                self.registration = (key, raw)
                 if current is None:
                     return None
                 old = orjson.loads(current).get("lease")
@@ -409,8 +411,14 @@ class Cluster:
 
     def write_group(self, ops: list[Put | Delete]) -> None:
         """Apply group/offset writes in one transaction (the caller keeps it under etcd's
-        ops-per-txn limit and free of duplicate keys)."""
-        self.store.txn((), ops)
+        ops-per-txn limit and free of duplicate keys).
+
+        Once this broker is registered, the write also requires its registration to be
+        live: a coordinator whose lease expired (frozen, cut off) cannot write any more.
+        """
+        guard = [ValueIs(*self.registration)] if self.registration else []
+        if not self.store.txn(guard, ops):
+            raise Fenced("this broker's registration expired: it no longer coordinates groups")
 
     def group_meta_put(self, group_id: str, raw: bytes) -> Put:
         return Put(self.keys.group_meta(group_id), raw)

@@ -60,6 +60,8 @@ class KafkaServer:
     async def drain(self, timeout: float) -> None:
         """Stop reading new requests; wait for in-flight ones to be answered."""
         self._draining = True
+        # Requests parked in a group rebalance would hold the drain: answer them now.
+        await self.broker.groups.stop()
         for conn in list(self.connections):
             await conn.stop_when_idle()
         waited = 0.0
@@ -132,7 +134,8 @@ class Connection:
             header, request = headers.decode_request(frame)
         except (DecodeError, headers.UnknownApiKey, headers.UnsupportedVersion) as exc:
             raise CloseConnection(f"malformed request (api {api_key} v{version}): {exc}") from None
-        ctx = RequestContext(broker, api_key, version, correlation_id, header.client_id)
+        ctx = RequestContext(broker, api_key, version, correlation_id, header.client_id,
+                             self.addr[0] if isinstance(self.addr, tuple) else "")
         response = await broker.handle(ctx, request)
         if response is None:
             return None

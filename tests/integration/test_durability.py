@@ -18,7 +18,7 @@ from tests.support.procs import wait_for
 class AckedProducer:
     """A confluent-kafka producer in a thread that records what was acknowledged."""
 
-    def __init__(self, bootstrap: str, topic: str, partitions: int, **conf) -> None:
+    def __init__(self, bootstrap: str, topic: str, partitions: int, rate: float = 0, **conf) -> None:
         from confluent_kafka import Producer
 
         self.topic = topic
@@ -26,6 +26,7 @@ class AckedProducer:
         self.acked: dict[int, dict[int, bytes]] = {p: {} for p in range(partitions)}  # partition -> offset -> value
         self.failed: list[str] = []
         self.sent = 0
+        self.rate = rate  # messages per second, 0: as fast as the broker takes them
         self._stop = threading.Event()
         base = {"bootstrap.servers": bootstrap, "acks": "all", "linger.ms": 2, "enable.idempotence": False,
                 "message.timeout.ms": 60000, "retries": 1000000, "retry.backoff.ms": 100,
@@ -49,8 +50,10 @@ class AckedProducer:
                 i += 1
                 self.sent = i
             except BufferError:
-                pass
-            self.producer.poll(0.001 if i % 50 else 0.01)
+                self.producer.poll(0.05)  # the queue is full: wait for deliveries
+            self.producer.poll(0)
+            if self.rate and i % 100 == 0:
+                time.sleep(100 / self.rate)
 
     def start(self) -> "AckedProducer":
         self.thread.start()

@@ -1,0 +1,94 @@
+{{/* Names, labels and the addresses every template agrees on. */}}
+
+{{- define "kafscale.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* <release>-<chart>, shortened so "<fullname>-etcd-headless" and pod names stay DNS labels. */}}
+{{- define "kafscale.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 40 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 40 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 40 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{- define "kafscale.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "kafscale.labels" -}}
+helm.sh/chart: {{ include "kafscale.chart" . }}
+app.kubernetes.io/name: {{ include "kafscale.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: kafscale
+{{- end }}
+
+{{/* Selector labels of one component: include "kafscale.selectorLabels" (list . "broker") */}}
+{{- define "kafscale.selectorLabels" -}}
+{{- $root := index . 0 -}}
+app.kubernetes.io/name: {{ include "kafscale.name" $root }}
+app.kubernetes.io/instance: {{ $root.Release.Name }}
+app.kubernetes.io/component: {{ index . 1 }}
+{{- end }}
+
+{{- define "kafscale.brokerName" -}}{{ include "kafscale.fullname" . }}{{- end }}
+{{- define "kafscale.brokerHeadless" -}}{{ include "kafscale.fullname" . }}-headless{{- end }}
+{{- define "kafscale.minioName" -}}{{ include "kafscale.fullname" . }}-minio{{- end }}
+{{- define "kafscale.etcdName" -}}{{ include "kafscale.fullname" . }}-etcd{{- end }}
+{{- define "kafscale.etcdHeadless" -}}{{ include "kafscale.fullname" . }}-etcd-headless{{- end }}
+
+{{- define "kafscale.image" -}}
+{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) }}
+{{- end }}
+
+{{/* The Secret holding the S3 access and secret keys. */}}
+{{- define "kafscale.s3SecretName" -}}
+{{- if .Values.s3.existingSecret }}{{ .Values.s3.existingSecret }}{{ else }}{{ include "kafscale.fullname" . }}-s3{{ end }}
+{{- end }}
+
+{{/* S3 endpoint URL the brokers use: the external one, or the chart's MinIO Service. */}}
+{{- define "kafscale.s3Endpoint" -}}
+{{- if .Values.s3.external }}
+{{- required "s3.external is true: set s3.endpoint to the URL of your S3 service (e.g. http://minio.storage:9000)" .Values.s3.endpoint }}
+{{- else }}
+{{- printf "http://%s.%s.svc.%s:9000" (include "kafscale.minioName" .) .Release.Namespace .Values.clusterDomain }}
+{{- end }}
+{{- end }}
+
+{{/* etcd client endpoints (host:port, comma separated): the external ones, or each member of the chart's etcd. */}}
+{{- define "kafscale.etcdEndpoints" -}}
+{{- if .Values.etcd.external }}
+{{- if not .Values.etcd.endpoints }}
+{{- fail "etcd.external is true: set etcd.endpoints to your etcd client endpoints (host:port, a list)" }}
+{{- end }}
+{{- join "," .Values.etcd.endpoints }}
+{{- else }}
+{{- $eps := list }}
+{{- range $i := until (int .Values.etcd.replicas) }}
+{{- $eps = append $eps (printf "%s-%d.%s.%s.svc.%s:2379" (include "kafscale.etcdName" $) $i (include "kafscale.etcdHeadless" $) $.Release.Namespace $.Values.clusterDomain) }}
+{{- end }}
+{{- join "," $eps }}
+{{- end }}
+{{- end }}
+
+{{/* etcd's --initial-cluster: every member's peer URL. */}}
+{{- define "kafscale.etcdInitialCluster" -}}
+{{- $members := list }}
+{{- range $i := until (int .Values.etcd.replicas) }}
+{{- $name := printf "%s-%d" (include "kafscale.etcdName" $) $i }}
+{{- $members = append $members (printf "%s=http://%s.%s.%s.svc.%s:2380" $name $name (include "kafscale.etcdHeadless" $) $.Release.Namespace $.Values.clusterDomain) }}
+{{- end }}
+{{- join "," $members }}
+{{- end }}
+
+{{- define "kafscale.bootstrap" -}}
+{{- printf "%s.%s.svc.%s:%d" (include "kafscale.brokerName" .) .Release.Namespace .Values.clusterDomain (int .Values.service.port) }}
+{{- end }}
