@@ -259,6 +259,9 @@ class LogManager:
         plog = self.logs.get(key)
         if plog is not None and plog.owned:
             return plog
+        if key in self._claiming:
+            # A claim is under way (its own watch event may already name us the owner).
+            return await self.claim(topic, partition)
         if self.draining or self.lease_id is None and self.leases_required:
             raise NotLeader(f"{name}-{partition}: this broker is not taking writes")
         owner = self.owners.get(key)

@@ -192,3 +192,84 @@ def test_scale_out_and_in_under_load(broker_factory):
     prod.stop(120)
     assert not prod.failed, prod.failed[:3]
     assert_exactly_acked(prod, first.bootstrap)
+
+
+class GroupConsumer:
+    """A confluent-kafka consumer in a group, in a thread, recording what it consumed."""
+
+    def __init__(self, bootstrap: str, group: str, topic: str, seen: dict, lock: threading.Lock) -> None:
+        from confluent_kafka import Consumer
+
+        self.consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group,
+                                  "auto.offset.reset": "earliest", "enable.auto.commit": False,
+                                  "session.timeout.ms": 6000, "heartbeat.interval.ms": 500,
+                                  "topic.metadata.refresh.interval.ms": 2000})
+        self.consumer.subscribe([topic])
+        self.seen, self.lock = seen, lock
+        self.errors: list[str] = []
+        self._stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            msgs = self.consumer.consume(500, 0.5)
+            for m in msgs:
+                if m.error() is None:
+                    with self.lock:
+                        self.seen.setdefault(m.partition(), set()).add(m.offset())
+            if msgs:
+                try:
+                    self.consumer.commit(asynchronous=False)
+                except Exception as exc:  # noqa: BLE001 - a commit during a rebalance may fail; the next one covers it
+                    self.errors.append(str(exc))
+        try:
+            self.consumer.commit(asynchronous=False)
+        except Exception:  # noqa: BLE001 - nothing consumed since the last commit
+            pass
+        self.consumer.close()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self.thread.join(60)
+
+
+def test_consumer_group_keeps_consuming_through_broker_kills(broker_factory):
+    from confluent_kafka import Consumer, TopicPartition
+
+    brokers = broker_factory.cluster(3, options={**OPTS, "group_initial_rebalance_delay_ms": 200})
+    topic = f"grp-kill-{uuid.uuid4().hex[:6]}"
+    create_topic(brokers[0].bootstrap, topic, partitions=12)
+    wait_for(lambda: agree(brokers, topic, 12), timeout=15, message="leaders settled")
+    bootstrap = ",".join(b.bootstrap for b in brokers)
+    group = f"g-{uuid.uuid4().hex[:6]}"
+    seen: dict[int, set[int]] = {}
+    lock = threading.Lock()
+    consumers = [GroupConsumer(bootstrap, group, topic, seen, lock) for _ in range(3)]
+    prod = AckedProducer(bootstrap, topic, 12, rate=5000, **{"message.timeout.ms": 120000}).start()
+    try:
+        wait_for(lambda: sum(map(len, seen.values())) > 5000, timeout=60, message="the group consumes")
+        for victim in brokers:
+            victim.kill()
+            n = sum(map(len, seen.values()))
+            wait_for(lambda: sum(map(len, seen.values())) > n + 5000, timeout=90,
+                     message=f"consuming continues with broker {victim.broker_id} down")
+            victim.start()
+            wait_for(lambda: agree(brokers, topic, 12), timeout=30, message="leaders settle after restart")
+    finally:
+        prod.stop(120)
+    ends = {}
+    probe = Consumer({"bootstrap.servers": bootstrap, "group.id": group})
+    for p in range(12):
+        ends[p] = probe.get_watermark_offsets(TopicPartition(topic, p), timeout=20)[1]
+    probe.close()
+    wait_for(lambda: all(len(seen.get(p, ())) >= ends[p] for p in range(12)), timeout=120,
+             message="every message consumed")
+    for c in consumers:
+        c.stop()
+    for p in range(12):
+        assert seen[p] >= set(range(ends[p])), f"partition {p}: offsets skipped"
+    probe = Consumer({"bootstrap.servers": bootstrap, "group.id": group})
+    committed = probe.committed([TopicPartition(topic, p) for p in range(12)], timeout=20)
+    probe.close()
+    assert {tp.partition: tp.offset for tp in committed} == ends, "committed offsets are not at the end"

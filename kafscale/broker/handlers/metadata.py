@@ -34,7 +34,7 @@ async def metadata(ctx, req: MetadataRequest) -> MetadataResponse:
         brokers=[R.MetadataResponseBroker(node_id=b.node_id, host=b.host, port=b.port, rack=b.rack)
                  for b in ctx.broker.live_brokers()],
         cluster_id=ctx.broker.cluster_id,
-        controller_id=ctx.config.broker_id,
+        controller_id=min(b.node_id for b in ctx.broker.live_brokers()),
         topics=topics,
     )
 

@@ -9,6 +9,8 @@ acks=0 gets no response at all.
 
 from __future__ import annotations
 
+import logging
+
 from kafscale import _fast
 from kafscale.broker.registry import ApiKey, handles
 from kafscale.errors import ErrorCode, KafkaError
@@ -16,6 +18,7 @@ from kafscale.protocol.messages import ProduceRequest, ProduceResponse
 from kafscale.protocol.records import batch_producer, is_transactional
 
 R = ProduceResponse
+log = logging.getLogger(__name__)
 
 # walk_batches status -> message
 _CORRUPT = {1: "truncated record batch", 2: "record batch magic is not 2", 3: "record batch CRC mismatch",
@@ -85,6 +88,8 @@ async def _one(ctx, name: str, index: int, records, timeout: float) -> tuple[int
                                  (pid, epoch, seq) if pid >= 0 else None)
         return 0, base, plog.log_start, None
     except KafkaError as exc:
+        log.info("produce to %s-%d refused: %s (%s)", name, index, exc.code.name if hasattr(exc.code, "name")
+                 else exc.code, exc)
         return exc.code, -1, -1, str(exc)
 
 
