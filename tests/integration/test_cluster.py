@@ -67,11 +67,14 @@ def consume_all(bootstrap: str, topic: str, partitions: int, timeout: float = 60
     return got, ends
 
 
-def assert_exactly_acked(prod: AckedProducer, bootstrap: str) -> None:
+def assert_exactly_acked(prod: AckedProducer, bootstrap: str, no_duplicates: bool = False) -> None:
     got, ends = consume_all(bootstrap, prod.topic, prod.partitions)
     for p in range(prod.partitions):
         offsets = [o for o, _ in got[p]]
         assert offsets == list(range(ends[p])), f"partition {p}: offsets have gaps or repeats"
+        if no_duplicates:
+            values = [v for _, v in got[p]]
+            assert len(set(values)) == len(values), f"partition {p}: a message was written twice"
         log = dict(got[p])
         for off, value in prod.acked[p].items():
             assert log.get(off) == value, f"partition {p} offset {off}: acked {value!r}, log has {log.get(off)!r}"
@@ -94,11 +97,17 @@ def test_kill_9_brokers_one_at_a_time_loses_nothing_acknowledged(broker_factory)
     create_topic(brokers[0].bootstrap, topic, partitions=12)
     wait_for(lambda: agree(brokers, topic, 12), timeout=15, message="leaders settled")
     bootstrap = ",".join(b.bootstrap for b in brokers)
-    prod = AckedProducer(bootstrap, topic, 12, **{"message.timeout.ms": 120000}).start()
+    # Idempotent: the producer tables move with the partitions, so retries across a
+    # failover must not duplicate anything either.
+    prod = AckedProducer(bootstrap, topic, 12, **{"message.timeout.ms": 120000, "enable.idempotence": True}).start()
     target = 200_000
     wait_for(lambda: prod.acked_count() > 20_000, timeout=60, message="first acks")
     for victim in (brokers[0], brokers[1], brokers[2]):
         victim.kill()
+        other = next(b for b in brokers if b is not victim)
+        # The victim's lease expires and the survivors take all its partitions over.
+        wait_for(lambda: victim.broker_id not in set(leaders(other.bootstrap, topic).values()),
+                 timeout=LEASE * 5, message=f"broker {victim.broker_id}'s partitions taken over")
         before = prod.acked_count()
         wait_for(lambda: prod.acked_count() > before + 10_000, timeout=60,
                  message=f"acks continue while broker {victim.broker_id} is down")
@@ -108,7 +117,7 @@ def test_kill_9_brokers_one_at_a_time_loses_nothing_acknowledged(broker_factory)
     prod.stop(120)
     assert not prod.failed, prod.failed[:3]
     assert prod.acked_count() >= target
-    assert_exactly_acked(prod, bootstrap)
+    assert_exactly_acked(prod, bootstrap, no_duplicates=True)
 
 
 def test_frozen_owner_is_fenced_and_its_data_never_shows(broker_factory, stack):
@@ -273,3 +282,23 @@ def test_consumer_group_keeps_consuming_through_broker_kills(broker_factory):
     committed = probe.committed([TopicPartition(topic, p) for p in range(12)], timeout=20)
     probe.close()
     assert {tp.partition: tp.offset for tp in committed} == ends, "committed offsets are not at the end"
+
+
+def test_rolling_restart_gives_clients_only_retriable_errors(broker_factory):
+    brokers = broker_factory.cluster(3, options=OPTS)
+    topic = f"rolling-{uuid.uuid4().hex[:6]}"
+    create_topic(brokers[0].bootstrap, topic, partitions=12)
+    wait_for(lambda: agree(brokers, topic, 12), timeout=15, message="leaders settled")
+    bootstrap = ",".join(b.bootstrap for b in brokers)
+    prod = AckedProducer(bootstrap, topic, 12, rate=5000,
+                         **{"message.timeout.ms": 60000, "enable.idempotence": True}).start()
+    wait_for(lambda: prod.acked_count() > 2000, timeout=60, message="first acks")
+    for b in brokers:
+        assert b.terminate() == 0, f"broker {b.broker_id} did not exit cleanly"
+        b.start()
+        wait_for(lambda: agree(brokers, topic, 12), timeout=30, message="leaders settle")
+    before = prod.acked_count()
+    wait_for(lambda: prod.acked_count() > before + 2000, timeout=60, message="acks after the restarts")
+    prod.stop(60)
+    assert not prod.failed, prod.failed[:3]
+    assert_exactly_acked(prod, bootstrap, no_duplicates=True)
