@@ -33,9 +33,8 @@ BOOTSTRAP = f"{FULLNAME}.{NAMESPACE}.svc.cluster.local:9092"
 TAG = f"it-{uuid.uuid4().hex[:8]}"
 IMAGE = f"kafscale:{TAG}"
 CLIENT_IMAGE = f"kafscale-it-client:{TAG}"
-# Brokers after `helm upgrade`. Stays 1 until the multi-broker release (brokers sharing
-# partitions through etcd); then set it to 3 to also test scaling out.
-UPGRADE_REPLICAS = int(os.environ.get("KAFSCALE_KIND_UPGRADE_REPLICAS", "1"))
+# Brokers after `helm upgrade`: the install starts with one, the upgrade scales out.
+UPGRADE_REPLICAS = int(os.environ.get("KAFSCALE_KIND_UPGRADE_REPLICAS", "3"))
 
 
 def _missing() -> str | None:

@@ -186,9 +186,9 @@ def test_each_broker_advertises_its_own_pod_address():
     assert r.broker_env()["KAFSCALE_LISTEN_HOST"]["value"] == "0.0.0.0"
 
 
-def test_one_broker_by_default_and_the_hpa_takes_over_replicas():
+def test_three_brokers_by_default_and_the_hpa_takes_over_replicas():
     r = render()
-    assert r.broker_sts()["spec"]["replicas"] == 1
+    assert r.broker_sts()["spec"]["replicas"] == 3
     assert r.all("HorizontalPodAutoscaler") == []
     assert r.broker_sts()["spec"]["podManagementPolicy"] == "Parallel"
     r = render({"broker": {"autoscaling": {"enabled": True, "minReplicas": 1, "maxReplicas": 5}}})
@@ -196,11 +196,6 @@ def test_one_broker_by_default_and_the_hpa_takes_over_replicas():
     (hpa,) = r.all("HorizontalPodAutoscaler")
     assert hpa["spec"]["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "StatefulSet", "name": FULLNAME}
     assert (hpa["spec"]["minReplicas"], hpa["spec"]["maxReplicas"]) == (1, 5)
-
-
-def test_more_than_one_broker_is_flagged_in_the_notes():
-    assert "multi-broker" not in render().notes
-    assert "multi-broker" in render({"broker": {"replicas": 3}}).notes
 
 
 # ---- secrets

@@ -85,6 +85,13 @@ async def _manager(env) -> LogManager:
     return mgr
 
 
+async def _owned(env, partitions: int = 1, partition: int = 0):
+    """A manager with topic "t" created and the log of one of its partitions owned."""
+    mgr = await _manager(env)
+    await mgr.create_topic("t", partitions)
+    return mgr, await mgr.owned_log("t", partition)
+
+
 def _append(plog, n, tag="v", **kw):
     buf = batch(n, tag, **kw)
     _status, _n, offsets, max_ts, _big = _fast.walk_batches(buf)
@@ -96,9 +103,7 @@ def _append(plog, n, tag="v", **kw):
 
 def test_appends_get_consecutive_offsets_and_are_readable(env):
     async def main():
-        mgr = await _manager(env)
-        await mgr.create_topic("t", 1)
-        plog = await mgr.owned_log("t", 0)
+        mgr, plog = await _owned(env)
         assert await _append(plog, 3) == 0
         assert await _append(plog, 2) == 3
         assert plog.hw == 5
@@ -116,9 +121,7 @@ def test_concurrent_appends_are_group_committed(env):
     store, objects, cluster, cfg = env
 
     async def main():
-        mgr = await _manager(env)
-        await mgr.create_topic("t", 1)
-        plog = await mgr.owned_log("t", 0)
+        mgr, plog = await _owned(env)
         tasks = [await curio.spawn(_append, plog, 1, f"m{i}") for i in range(50)]
         bases = sorted([await t.join() for t in tasks])
         assert bases == list(range(50))
@@ -133,9 +136,7 @@ def test_s3_failure_fails_appends_retriably_and_leaves_no_gap(env):
     store, objects, cluster, cfg = env
 
     async def main():
-        mgr = await _manager(env)
-        await mgr.create_topic("t", 1)
-        plog = await mgr.owned_log("t", 0)
+        mgr, plog = await _owned(env)
         assert await _append(plog, 2) == 0
         objects.fail = True
         with pytest.raises(KafkaError) as err:
@@ -152,9 +153,7 @@ def test_etcd_failure_fails_appends_and_recovers(env):
     store, objects, cluster, cfg = env
 
     async def main():
-        mgr = await _manager(env)
-        await mgr.create_topic("t", 1)
-        plog = await mgr.owned_log("t", 0)
+        mgr, plog = await _owned(env)
         assert await _append(plog, 2) == 0
         store.available = False
         with pytest.raises(KafkaError) as err:
@@ -171,9 +170,7 @@ def test_a_fenced_owner_cannot_commit(env):
     store, objects, cluster, cfg = env
 
     async def main():
-        mgr = await _manager(env)
-        await mgr.create_topic("t", 1)
-        plog = await mgr.owned_log("t", 0)
+        mgr, plog = await _owned(env)
         assert await _append(plog, 2) == 0
         # Another broker takes the partition over (a new epoch in etcd).
         # (its lease expired: etcd deleted our owner record)
@@ -194,9 +191,7 @@ def test_state_survives_a_new_manager(env):
     store, objects, cluster, cfg = env
 
     async def first():
-        mgr = await _manager(env)
-        await mgr.create_topic("t", 2)
-        plog = await mgr.owned_log("t", 1)
+        mgr, plog = await _owned(env, partitions=2, partition=1)
         await _append(plog, 4)
         await mgr.release("t", 1)  # graceful hand-over: the owner record goes
         await mgr.stop()
@@ -216,9 +211,7 @@ def test_segment_objects_match_the_manifest(env):
     store, objects, cluster, cfg = env
 
     async def main():
-        mgr = await _manager(env)
-        await mgr.create_topic("t", 1)
-        plog = await mgr.owned_log("t", 0)
+        mgr, plog = await _owned(env)
         for i in range(3):
             await _append(plog, 5, f"s{i}")
         for ref in plog.segments:
@@ -234,9 +227,7 @@ def test_corrupt_segment_object_is_an_error_not_data(env):
     store, objects, cluster, cfg = env
 
     async def main():
-        mgr = await _manager(env)
-        await mgr.create_topic("t", 1)
-        plog = await mgr.owned_log("t", 0)
+        mgr, plog = await _owned(env)
         await _append(plog, 3)
         key = plog.segments[0].key + ".kfs"
         data = bytearray(objects.objects[key])
@@ -252,9 +243,7 @@ def test_corrupt_segment_object_is_an_error_not_data(env):
 
 def test_idempotent_duplicate_and_gap(env):
     async def main():
-        mgr = await _manager(env)
-        await mgr.create_topic("t", 1)
-        plog = await mgr.owned_log("t", 0)
+        mgr, plog = await _owned(env)
         assert await _append(plog, 2, pid=5, seq=0) == 0
         assert await _append(plog, 2, pid=5, seq=0) == 0
         assert await _append(plog, 3, pid=5, seq=2) == 2
