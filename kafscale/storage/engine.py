@@ -58,6 +58,7 @@ class LogManager:
         self.cache = SegmentCache(config.cache_bytes)
         self.topics: dict[str, TopicRecord] = {}
         self._topics_generation = 0
+        self._topics_read_at = -1.0
         self.topics_by_id: dict[bytes, TopicRecord] = {}
         self.logs: dict[tuple[str, int], PartitionLog] = {}
         self.pending_bytes = 0
@@ -81,11 +82,13 @@ class LogManager:
     # -- lifecycle ----------------------------------------------------------------------
 
     async def start(self) -> None:
-        await self.refresh_topics()
+        # Watches first, then the reads they keep current: nothing changed in between is missed.
         queue = self.rt.thread_queue()
         store = self.cluster.store
         self._cancels.append(await self.rt.run_in_thread(store.watch_prefix, self.cluster.keys.topics(), queue.put))
+        await self.refresh_topics()
         self._tasks.append(await self.rt.spawn(self._watch_topics, queue))
+        self._tasks.append(await self.rt.spawn(self._resync_loop))
         pqueue = self.rt.thread_queue()
         for prefix in (f"{self.cluster.keys.p}/partitions/", f"{self.cluster.keys.p}/segments/"):
             self._cancels.append(await self.rt.run_in_thread(store.watch_prefix, prefix, pqueue.put))
@@ -120,6 +123,7 @@ class LogManager:
             # A read that started before a local create/delete may return the table
             # from before it: applying that would undo the change here. Read again.
             generation = self._topics_generation
+            self._topics_read_at = self.rt.monotonic()
             topics = await self.rt.run_in_thread(self.cluster.list_topics)
             if generation == self._topics_generation:
                 break
@@ -190,9 +194,18 @@ class LogManager:
         await self._deletions_wake.set()
         return rec
 
+    async def lookup_topic(self, name: str) -> TopicRecord | None:
+        """The topic; on a miss the table is re-read from etcd first (at most every
+        100 ms), so a topic another broker just created is never reported unknown."""
+        rec = self.topics.get(name)
+        if rec is None and self.rt.monotonic() - self._topics_read_at > 0.1:
+            await self.refresh_topics()
+            rec = self.topics.get(name)
+        return rec
+
     async def ensure_topic(self, name: str) -> TopicRecord | None:
         """The topic, auto-created when allowed; None if unknown and not creatable."""
-        rec = self.topics.get(name)
+        rec = await self.lookup_topic(name)
         if rec is not None or not self.config.auto_create_topics:
             return rec
         try:
@@ -318,6 +331,35 @@ class LogManager:
             current = owners.get(key)
             if plog.owned and (current is None or current[1] != plog.leader_raw):
                 plog.lose_ownership("owner record changed while the watch was down")
+
+    async def _resync_loop(self, interval: float = 5.0) -> None:
+        """Re-read the topic table and the owner records now and then: a safety net under
+        the watches (an event lost to a broken stream would otherwise stick). Our own
+        ownership is not touched here; commits and the lease keep it honest."""
+        while True:
+            await self.rt.sleep(interval)
+            try:
+                await self.refresh_topics()
+                owners = await self.rt.run_in_thread(self.cluster.owners)
+                changed = False
+                for key in set(self.owners) | set(owners):
+                    plog = self.logs.get(key)
+                    if (plog is not None and plog.owned) or key in self._claiming:
+                        continue
+                    seen = owners.get(key)
+                    new = seen[0] if seen else None
+                    if self.owners.get(key) != new:
+                        changed = True
+                        if new is None:
+                            self.owners.pop(key, None)
+                        else:
+                            self.owners[key] = new
+                if changed:
+                    log.info("resync found owner records the watch had not delivered")
+                    if self.on_owners_changed:
+                        await self.on_owners_changed()
+            except KafkaError as exc:
+                log.debug("resync: %s", exc)
 
     async def _watch_partitions(self, queue) -> None:
         parts_prefix = f"{self.cluster.keys.p}/partitions/"

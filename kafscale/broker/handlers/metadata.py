@@ -51,7 +51,7 @@ async def _topic(ctx, name: str | None, topic_id: bytes | None, auto: bool) -> "
             validate_topic_name(name)
         except KafkaError as exc:
             return R.MetadataResponseTopic(error_code=exc.code, name=name)
-        rec = logs.topic(name)
+        rec = await logs.lookup_topic(name)
         if rec is None and auto:
             try:
                 rec = await logs.ensure_topic(name)
