@@ -19,7 +19,7 @@ import etcd3.transactions
 import etcd3.utils
 import grpc
 
-from kafscale.metadata.store import Delete, MetadataStore, Op, Put, StoreUnavailable, ValueIs, WatchEvent
+from kafscale.metadata.store import MetadataStore, Op, Put, StoreUnavailable, ValueIs, WatchEvent
 
 log = logging.getLogger(__name__)
 

@@ -106,7 +106,6 @@ class PartitionLog:
         self.producers: dict[str, list] = {}  # committed table plus pending batches
         self._producer_waiters: dict[tuple[int, int], _Waiter] = {}
         self._flushing = False
-        self._timer = None
 
     def __repr__(self) -> str:
         return f"PartitionLog({self.name}-{self.partition}, hw={self.hw}, epoch={self.epoch})"
