@@ -52,6 +52,7 @@ class Config:
     flush_interval_ms: int = 50
     index_interval: int = 1000
     cache_bytes: int = 256 * 1024 * 1024
+    max_pending_bytes: int = 256 * 1024 * 1024
     max_request_bytes: int = 100 * 1024 * 1024
     max_message_bytes: int = 1048588
     auto_create_topics: bool = True
@@ -90,6 +91,7 @@ OPTIONS: list[Option] = [
     Option("segment_bytes", "KAFSCALE_SEGMENT_BYTES", int, "Flush when this many bytes are pending."),
     Option("flush_interval_ms", "KAFSCALE_FLUSH_INTERVAL_MS", int, "Longest time data waits for a flush."),
     Option("cache_bytes", "KAFSCALE_CACHE_BYTES", int, "Size bound of the segment cache."),
+    Option("max_pending_bytes", "KAFSCALE_MAX_PENDING_BYTES", int, "Bound of produced data not yet in S3."),
     Option("max_request_bytes", "KAFSCALE_MAX_REQUEST_BYTES", int, "Largest request frame accepted."),
     Option("max_message_bytes", "KAFSCALE_MAX_MESSAGE_BYTES", int, "Default max.message.bytes of topics."),
     Option("auto_create_topics", "KAFSCALE_AUTO_CREATE_TOPICS", _bool, "Create unknown topics on Metadata/Produce."),
@@ -125,7 +127,7 @@ def validate(cfg: Config) -> None:
         raise ValueError(
             "set both KAFSCALE_ETCD_ENDPOINTS and KAFSCALE_S3_ENDPOINT, or neither for the local default"
         )
-    for name in ("segment_bytes", "cache_bytes", "max_request_bytes", "max_message_bytes",
+    for name in ("segment_bytes", "cache_bytes", "max_pending_bytes", "max_request_bytes", "max_message_bytes",
                  "default_partitions", "lease_ttl_s"):
         if getattr(cfg, name) <= 0:
             raise ValueError(f"{name} must be positive")

@@ -65,6 +65,7 @@ class LogManager:
         self.stats: Counter[str] = Counter()
         self._inflight_reads: dict[str, Any] = {}
         self._commit_event = rt.event()
+        self._room = rt.event()
         self._deletions_wake = rt.event()
         self._tasks: list[Any] = []
         self._cancels: list[Any] = []
@@ -487,6 +488,23 @@ class LogManager:
                 return memoryview(chunk)[begin:end]
             # A single batch larger than what we read: read again, wide enough for it.
             want = max(want * 2, 1 << 20)
+
+    # -- backpressure -------------------------------------------------------------------
+
+    async def wait_for_room(self, size: int, timeout: float) -> None:
+        """Wait until ``size`` more bytes fit under max.pending.bytes (one append always fits
+        when nothing is pending), or fail retriably with REQUEST_TIMED_OUT."""
+        deadline = self.rt.monotonic() + timeout
+        self.stats["backpressure_waits"] += 1
+        while self.pending_bytes and self.pending_bytes + size > self.config.max_pending_bytes:
+            remaining = deadline - self.rt.monotonic()
+            if remaining <= 0 or not await self.rt.wait(self._room, remaining):
+                raise KafkaError("broker buffer full: S3 is not keeping up", ErrorCode.REQUEST_TIMED_OUT)
+
+    async def flushed(self) -> None:
+        """Pending bytes went down (a flush took them, or failed them): wake the waiters."""
+        ev, self._room = self._room, self.rt.event()
+        await ev.set()
 
     # -- notifications ------------------------------------------------------------------
 

@@ -232,6 +232,12 @@ class PartitionLog:
         """
         if not self.owned:
             raise NotLeader(f"{self.name}-{self.partition} is not owned by this broker")
+        if self.mgr.pending_bytes + len(batches) > self.mgr.config.max_pending_bytes:
+            # Backpressure: a slow S3 makes producers wait (then time out, retriably)
+            # instead of growing the heap.
+            await self.mgr.wait_for_room(len(batches), timeout)
+            if not self.owned:
+                raise NotLeader(f"{self.name}-{self.partition} is not owned by this broker")
         if producer is not None:
             duplicate = self._check_sequence(producer, n_offsets)
             if duplicate is not None:
@@ -309,8 +315,7 @@ class PartitionLog:
         del self._pending[:n]
         del self._pending_waiters[:n]
         max_ts = self._pending_max_ts
-        self._pending_bytes -= size
-        self.mgr.pending_bytes -= size
+        self._pending_bytes -= size  # (the manager's count drops when the flush ends)
         if not self._pending:
             self._pending_max_ts = -1
         else:
@@ -351,8 +356,10 @@ class PartitionLog:
                 self.mgr.cluster.commit_segment, self.name, self.partition,
                 leader_raw, state_raw, ref, new_state)
         except Exception as exc:  # noqa: BLE001 - every failure fails the appends, never the broker
+            self.mgr.pending_bytes -= size
             await self._fail(waiters, exc)
             return
+        self.mgr.pending_bytes -= size
         self.state, self.state_raw = new_state, new_raw
         self.segments.append(ref)
         self._bases.append(ref.base)
@@ -364,6 +371,7 @@ class PartitionLog:
                 self._producer_waiters.pop((w.producer[0], w.producer[2]), None)
             await w.event.set()
         await self.mgr.notify_commit()
+        await self.mgr.flushed()
 
     async def _upload(self, chunks, base, last, count, size, max_ts) -> tuple[SegmentRef, bytes]:
         now_ms = int(time.time() * 1000)
@@ -416,6 +424,7 @@ class PartitionLog:
         for w in waiters:
             w.error = error
             await w.event.set()
+        await self.mgr.flushed()
 
     # -- read path --------------------------------------------------------------------
 

@@ -6,6 +6,8 @@ dict; the integration tests run the same code against real etcd and S3.
 
 from __future__ import annotations
 
+import threading
+
 import curio
 import pytest
 
@@ -26,9 +28,11 @@ class DictObjects:
         self.objects: dict[str, bytes] = {}
         self.fail = False
         self.puts = 0
-        self.gate: curio.Event | None = None  # when set, PUTs wait for it (from a thread)
+        self.gate = threading.Event()  # PUTs wait until it is set (they run on threads)
+        self.gate.set()
 
     def put(self, key: str, data) -> None:
+        self.gate.wait(30)
         if self.fail:
             raise ObjectStoreError("S3 is down")
         self.puts += 1
@@ -251,5 +255,29 @@ def test_idempotent_duplicate_and_gap(env):
             await _append(plog, 1, pid=5, seq=9)
         assert err.value.code == ErrorCode.OUT_OF_ORDER_SEQUENCE_NUMBER
         assert plog.hw == 5
+        await mgr.stop()
+    run(main)
+
+
+def test_a_stalled_s3_makes_producers_wait_then_time_out_retriably(env):
+    store, objects, cluster, cfg = env
+    cfg.max_pending_bytes = 300
+
+    async def main():
+        mgr, plog = await _owned(env)
+        objects.gate.clear()  # S3 stalls: the first flush hangs in its PUT
+        first = await curio.spawn(_append, plog, 3)
+        await curio.sleep(0.1)
+        assert mgr.pending_bytes > 0
+        buf = batch(20, "big")
+        _s, _n, offsets, max_ts, _b = _fast.walk_batches(buf)
+        with pytest.raises(KafkaError) as err:
+            await plog.append(buf, offsets, max_ts, 0.3)
+        assert err.value.code == ErrorCode.REQUEST_TIMED_OUT and err.value.retriable
+        assert mgr.pending_bytes < 300, "the refused append was buffered anyway"
+        objects.gate.set()
+        assert await first.join() == 0
+        assert await _append(plog, 2) == 3  # room again; no gap
+        assert mgr.pending_bytes == 0
         await mgr.stop()
     run(main)
