@@ -36,6 +36,39 @@ class BrokerInfo:
     rack: str | None = None
 
 
+class Sequencer:
+    """The arrival order of one connection's requests, for the steps that must keep it.
+
+    Requests on a connection are handled concurrently, but Kafka promises that a
+    client's produces to a partition are appended in the order it sent them. A produce
+    waits for its turn before it assigns offsets and passes the turn on right after;
+    every other request passes its turn at once.
+    """
+
+    def __init__(self, rt: Runtime) -> None:
+        self.rt = rt
+        self.next = 0
+        self._passed: set[int] = set()
+        self._event = rt.event()
+
+    async def wait_turn(self, ticket: int) -> None:
+        while ticket > self.next:
+            await self._event.wait()
+
+    async def done(self, ticket: int) -> None:
+        if ticket < self.next:
+            return
+        self._passed.add(ticket)
+        moved = False
+        while self.next in self._passed:
+            self._passed.remove(self.next)
+            self.next += 1
+            moved = True
+        if moved:
+            ev, self._event = self._event, self.rt.event()
+            await ev.set()
+
+
 @dataclass
 class RequestContext:
     broker: "Broker"
@@ -44,6 +77,17 @@ class RequestContext:
     correlation_id: int
     client_id: str | None
     client_host: str = ""
+    ticket: int = 0
+    sequencer: Sequencer | None = None
+
+    async def in_turn(self) -> None:
+        """Wait until every earlier request of this connection has passed its turn."""
+        if self.sequencer is not None:
+            await self.sequencer.wait_turn(self.ticket)
+
+    async def pass_turn(self) -> None:
+        if self.sequencer is not None:
+            await self.sequencer.done(self.ticket)
 
     @property
     def logs(self) -> LogManager:
@@ -118,6 +162,8 @@ class Broker:
         reg = self.registry.get(ctx.api_key)
         assert reg is not None  # the server checked support before decoding
         self.requests[ctx.api_key] = self.requests.get(ctx.api_key, 0) + 1
+        if ctx.api_key != 0:  # only Produce keeps the connection's order (see Sequencer)
+            await ctx.pass_turn()
         try:
             return await reg.fn(ctx, request)
         except KafkaError as exc:
@@ -128,6 +174,7 @@ class Broker:
             log.exception("api %d v%d from %s (correlation %d) failed", ctx.api_key, ctx.version,
                           ctx.client_id, ctx.correlation_id)
         self.errors[ctx.api_key] = self.errors.get(ctx.api_key, 0) + 1
+        await ctx.pass_turn()
         return error_response(ctx.api_key, ctx.version, request, int(code))
 
 

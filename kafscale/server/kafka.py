@@ -10,12 +10,13 @@ connection, as Kafka does; every other failure is answered and the connection li
 from __future__ import annotations
 
 import logging
+import socket as socket_module
 import struct
 from typing import Any
 
 import curio
 
-from kafscale.broker.core import Broker, RequestContext
+from kafscale.broker.core import Broker, RequestContext, Sequencer
 from kafscale.broker.handlers.api_versions import unsupported_version_response
 from kafscale.broker.registry import ApiKey
 from kafscale.protocol import headers
@@ -73,14 +74,29 @@ class KafkaServer:
 
 
 class Connection:
+    """One client connection. Requests are pipelined: each is decoded and handled as soon
+    as it arrives (so produces from one client share a flush instead of queueing behind
+    each other's S3 round trips), while responses go out strictly in request order.
+    At most MAX_IN_FLIGHT requests are in progress; past that the connection stops
+    reading and TCP pushes back on the client. Offsets are assigned in arrival order:
+    a handler reaches its append before it first waits on anything."""
+
+    MAX_IN_FLIGHT = 32
+
     def __init__(self, server: KafkaServer, sock: Any, addr: Any) -> None:
         self.server = server
         self.broker = server.broker
         self.sock = sock
         self.addr = addr
-        self.busy = False
+        self.in_flight = 0
+        self.tickets = 0
+        self.sequencer = Sequencer(server.broker.rt)
         self.stopping = False
         self.task: Any = None
+
+    @property
+    def busy(self) -> bool:
+        return self.in_flight > 0
 
     async def stop_when_idle(self) -> None:
         self.stopping = True
@@ -94,32 +110,73 @@ class Connection:
     async def run(self) -> None:
         self.task = await curio.current_task()
         decoder = FrameDecoder(self.server.max_request_bytes)
+        queue = curio.Queue(self.MAX_IN_FLIGHT)
+        sender = await curio.spawn(self._send_in_order, queue, daemon=True)
         try:
             async with self.sock:
-                while not self.stopping:
-                    data = await self.sock.recv(256 * 1024)
-                    if not data:
-                        return
-                    decoder.feed(data)
-                    while not self.stopping:
-                        frame = decoder.next_frame()
-                        if frame is None:
+                try:
+                    while not self.stopping and not sender.terminated:
+                        data = await self.sock.recv(256 * 1024)
+                        if not data:
                             break
-                        self.busy = True
-                        try:
-                            out = await self.process(frame)
-                            if out is not None:
-                                await self.sock.sendall(out)
-                        finally:
-                            self.busy = False
-        except (DecodeError, CloseConnection) as exc:
-            log.info("closing connection from %s: %s", self.addr, exc)
+                        decoder.feed(data)
+                        while not self.stopping:
+                            frame = decoder.next_frame()
+                            if frame is None:
+                                break
+                            self.in_flight += 1
+                            ticket, self.tickets = self.tickets, self.tickets + 1
+                            await queue.put(await curio.spawn(self._handle, frame, ticket, daemon=True))
+                except (DecodeError, CloseConnection) as exc:
+                    log.info("closing connection from %s: %s", self.addr, exc)
+                # Answer what was read before the end (or the bad frame), then close.
+                await queue.put(None)
+                await sender.join()
         except (ConnectionError, OSError) as exc:
             log.debug("connection from %s: %s", self.addr, exc)
+        except curio.TaskError as exc:
+            log.debug("connection from %s: %s", self.addr, exc.__cause__ or exc)
         finally:
+            await sender.cancel()
             self.server.connections.discard(self)
 
-    async def process(self, frame: memoryview) -> bytes | None:
+    async def _handle(self, frame: memoryview, ticket: int) -> bytes | None:
+        try:
+            return await self.process(frame, ticket)
+        finally:
+            await self.sequencer.done(ticket)  # (a no-op when the handler passed it already)
+            self.in_flight -= 1
+
+    async def _send_in_order(self, queue: Any) -> None:
+        """Send each response in request order; after a request that must close the
+        connection, answer nothing more and shut the socket."""
+        closing = False
+        while True:
+            task = await queue.get()
+            if task is None:
+                return
+            if closing:
+                await task.cancel()
+                continue
+            try:
+                out = await task.join()
+            except curio.TaskError as exc:
+                cause = exc.__cause__
+                if isinstance(cause, (DecodeError, CloseConnection)):
+                    log.info("closing connection from %s: %s", self.addr, cause)
+                else:
+                    log.error("connection from %s: request failed: %r", self.addr, cause)
+                closing = True
+                self.stopping = True
+                try:
+                    self.sock._socket.shutdown(socket_module.SHUT_RDWR)
+                except OSError:
+                    pass
+                continue
+            if out is not None:
+                await self.sock.sendall(out)
+
+    async def process(self, frame: memoryview, ticket: int = 0) -> bytes | None:
         if len(frame) < _PEEK.size:
             raise CloseConnection("request shorter than a header")
         api_key, version, correlation_id = _PEEK.unpack_from(frame, 0)
@@ -135,7 +192,7 @@ class Connection:
         except (DecodeError, headers.UnknownApiKey, headers.UnsupportedVersion) as exc:
             raise CloseConnection(f"malformed request (api {api_key} v{version}): {exc}") from None
         ctx = RequestContext(broker, api_key, version, correlation_id, header.client_id,
-                             self.addr[0] if isinstance(self.addr, tuple) else "")
+                             self.addr[0] if isinstance(self.addr, tuple) else "", ticket, self.sequencer)
         response = await broker.handle(ctx, request)
         if response is None:
             return None

@@ -102,7 +102,7 @@ class LogManager:
         """Flush what is pending (bounded by the caller's timeout), then stop background work."""
         for plog in list(self.logs.values()):
             if plog._pending and plog.owned:
-                await plog._kick()
+                await plog.kick()
         deadline = self.rt.monotonic() + self.config.shutdown_timeout_s
         while any(p._flushing for p in self.logs.values()) and self.rt.monotonic() < deadline:
             await self.rt.sleep(0.01)
@@ -494,6 +494,8 @@ class LogManager:
     async def wait_for_room(self, size: int, timeout: float) -> None:
         """Wait until ``size`` more bytes fit under max.pending.bytes (one append always fits
         when nothing is pending), or fail retriably with REQUEST_TIMED_OUT."""
+        if not self.pending_bytes or self.pending_bytes + size <= self.config.max_pending_bytes:
+            return
         deadline = self.rt.monotonic() + timeout
         self.stats["backpressure_waits"] += 1
         while self.pending_bytes and self.pending_bytes + size > self.config.max_pending_bytes:

@@ -230,18 +230,22 @@ class PartitionLog:
         ``producer`` (id, epoch, base sequence) marks an idempotent batch: a retry of a
         batch already appended gets the original offset, a gap in sequences is refused.
         """
+        await self.mgr.wait_for_room(len(batches), timeout)
+        staged = self.stage(batches, n_offsets, max_ts, producer)
+        await self.kick()
+        return await self.committed(staged, timeout)
+
+    def stage(self, batches: bytearray, n_offsets: int, max_ts: int,
+              producer: tuple[int, int, int] | None = None) -> "_Waiter | int":
+        """The synchronous half of an append: check, assign offsets, buffer. Returns what
+        ``committed`` waits on. Callers stage the partitions of a request in request order
+        without awaiting in between, which keeps appends in arrival order."""
         if not self.owned:
             raise NotLeader(f"{self.name}-{self.partition} is not owned by this broker")
-        if self.mgr.pending_bytes + len(batches) > self.mgr.config.max_pending_bytes:
-            # Backpressure: a slow S3 makes producers wait (then time out, retriably)
-            # instead of growing the heap.
-            await self.mgr.wait_for_room(len(batches), timeout)
-            if not self.owned:
-                raise NotLeader(f"{self.name}-{self.partition} is not owned by this broker")
         if producer is not None:
             duplicate = self._check_sequence(producer, n_offsets)
             if duplicate is not None:
-                return await self._await_duplicate(duplicate, timeout)
+                return self._duplicate_of(duplicate)
         base = self.next_offset
         _fast.rewrite_base_offsets(batches, base)
         self.next_offset = base + n_offsets
@@ -256,12 +260,17 @@ class PartitionLog:
         self._pending_bytes += len(batches)
         self._pending_max_ts = max(self._pending_max_ts, max_ts)
         self.mgr.pending_bytes += len(batches)
-        await self._kick()
-        if not await self.rt.wait(waiter.event, timeout):
+        return waiter
+
+    async def committed(self, staged: "_Waiter | int", timeout: float) -> int:
+        """The base offset of a staged append, once it is committed."""
+        if isinstance(staged, int):
+            return staged
+        if not await self.rt.wait(staged.event, timeout):
             raise KafkaError("produce not committed within its timeout", ErrorCode.REQUEST_TIMED_OUT)
-        if waiter.error is not None:
-            raise waiter.error
-        return base
+        if staged.error is not None:
+            raise staged.error
+        return staged.base
 
     def _check_sequence(self, producer: tuple[int, int, int], count: int) -> int | None:
         """Validate an idempotent batch; return the base offset of a duplicate, else None."""
@@ -286,19 +295,17 @@ class PartitionLog:
                              ErrorCode.OUT_OF_ORDER_SEQUENCE_NUMBER)
         return None
 
-    async def _await_duplicate(self, base: int, timeout: float) -> int:
+    def _duplicate_of(self, base: int) -> "_Waiter | int":
+        """What a retried batch waits on: its committed offset, or its pending append."""
         if base < self.state.hw:
             return base
         for waiter in self._producer_waiters.values():
             if waiter.base == base:
-                if not await self.rt.wait(waiter.event, timeout):
-                    raise KafkaError("produce not committed within its timeout", ErrorCode.REQUEST_TIMED_OUT)
-                if waiter.error is not None:
-                    raise waiter.error
-                return base
+                return waiter
         raise StorageError("duplicate of a batch that was not committed; retry")
 
-    async def _kick(self) -> None:
+    async def kick(self) -> None:
+        """Start the flush loop if it is not running."""
         if self._flushing:
             return
         self._flushing = True
@@ -507,7 +514,7 @@ class PartitionLog:
         interval = self.mgr.config.flush_interval_ms / 1000.0
         if self._pending and not self._flushing and \
                 self.rt.monotonic() - self._pending_since >= interval:
-            await self._kick()
+            await self.kick()
 
 
 def nonce() -> str:

@@ -30,20 +30,20 @@ async def produce(ctx, req: ProduceRequest) -> ProduceResponse | None:
     if req.acks not in (0, 1, -1):
         return _all(req, ErrorCode.INVALID_REQUIRED_ACKS)
     timeout = max(req.timeout_ms, 0) / 1000.0
-    jobs = []
-    for t in req.topic_data:
-        for p in t.partition_data:
-            jobs.append((t.name, p.index, p.records))
-    results: dict[tuple[str, int], tuple[int, int, int, str | None]] = {}
-    if len(jobs) == 1:
-        name, index, records = jobs[0]
-        results[(name, index)] = await _one(ctx, name, index, records, timeout)
-    else:
-        async def run(name, index, records):
-            results[(name, index)] = await _one(ctx, name, index, records, timeout)
-        tasks = [await ctx.rt.spawn(run, *job) for job in jobs]
-        for task in tasks:
-            await task.join()
+    logs = ctx.logs
+    results: dict[tuple[str, int], Result] = {}
+    try:
+        staged = await _validate_and_stage(ctx, req, timeout, results)
+    finally:
+        await ctx.pass_turn()
+    # 3. Flush, and answer once committed (the partitions' flushes run side by side).
+    for _key, plog, _s in staged:
+        await plog.kick()
+    for key, plog, item in staged:
+        try:
+            results[key] = (0, await plog.committed(item, timeout), plog.log_start, None)
+        except KafkaError as exc:
+            results[key] = _refused(key, exc)
     if req.acks == 0:
         return None
     return R(responses=[R.TopicProduceResponse(name=t.name, partition_responses=[
@@ -51,46 +51,80 @@ async def produce(ctx, req: ProduceRequest) -> ProduceResponse | None:
         for t in req.topic_data])
 
 
+async def _validate_and_stage(ctx, req: ProduceRequest, timeout: float, results: dict) -> list:
+    logs = ctx.logs
+    # 1. Validate every partition and find its log (claiming it if it is ours to claim).
+    ready = []
+    for t in req.topic_data:
+        for p in t.partition_data:
+            key = (t.name, p.index)
+            try:
+                ready.append((key, *await _prepare(ctx, t.name, p.index, p.records)))
+            except KafkaError as exc:
+                results[key] = _refused(key, exc)
+    # 2. Stage them all in this connection's arrival order (requests of one connection
+    #    are handled concurrently) and without awaiting in between.
+    await ctx.in_turn()
+    try:
+        await logs.wait_for_room(sum(len(r[2]) for r in ready), timeout)
+    except KafkaError as exc:
+        for key, *_ in ready:
+            results[key] = _refused(key, exc)
+        ready = []
+    staged = []
+    for key, plog, buf, n_offsets, max_ts, producer in ready:
+        try:
+            staged.append((key, plog, plog.stage(buf, n_offsets, max_ts, producer)))
+        except KafkaError as exc:
+            results[key] = _refused(key, exc)
+    return staged
+
+
+Result = tuple[int, int, int, "str | None"]
+
+
 def _partition(index: int, code: int, base: int, log_start: int, message: str | None):
     return R.PartitionProduceResponse(index=index, error_code=code, base_offset=base,
                                       log_start_offset=log_start, error_message=message)
 
 
-async def _one(ctx, name: str, index: int, records, timeout: float) -> tuple[int, int, int, str | None]:
+def _refused(key: tuple[str, int], exc: KafkaError) -> Result:
+    if exc.code not in _QUIET:
+        log.info("produce to %s-%d refused: %s (%s)", key[0], key[1], getattr(exc.code, "name", exc.code), exc)
+    return exc.code, -1, -1, str(exc)
+
+
+class _Refuse(KafkaError):
+    pass
+
+
+# Expected per-request outcomes of bad input, answered without a log line.
+_QUIET = {ErrorCode.CORRUPT_MESSAGE, ErrorCode.INVALID_RECORD, ErrorCode.MESSAGE_TOO_LARGE,
+          ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, ErrorCode.TRANSACTIONAL_ID_AUTHORIZATION_FAILED}
+
+
+async def _prepare(ctx, name: str, index: int, records):
+    """Validate one partition's records; (log, writable batch, offsets, max timestamp, producer)."""
     logs = ctx.logs
-    rec = logs.topic(name)
-    if rec is None:
-        try:
-            rec = await logs.ensure_topic(name)
-        except KafkaError as exc:
-            return exc.code, -1, -1, str(exc)
-        if rec is None:
-            return ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, -1, -1, None
-    if not 0 <= index < rec.partitions:
-        return ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, -1, -1, None
+    rec = logs.topic(name) or await logs.ensure_topic(name)
+    if rec is None or not 0 <= index < rec.partitions:
+        raise _Refuse("unknown topic or partition", ErrorCode.UNKNOWN_TOPIC_OR_PARTITION)
     if records is None or len(records) == 0:
-        return ErrorCode.CORRUPT_MESSAGE, -1, -1, "no record batches"
+        raise _Refuse("no record batches", ErrorCode.CORRUPT_MESSAGE)
     status, n_batches, n_offsets, max_ts, largest = _fast.walk_batches(records)
     if status:
-        return ErrorCode.CORRUPT_MESSAGE, -1, -1, _CORRUPT.get(status, "corrupt record batch")
+        raise _Refuse(_CORRUPT.get(status, "corrupt record batch"), ErrorCode.CORRUPT_MESSAGE)
     if n_batches != 1:
         # As Kafka: a v3+ produce carries exactly one batch per partition.
-        return ErrorCode.INVALID_RECORD, -1, -1, f"{n_batches} record batches; exactly one is allowed"
-    pid, epoch, seq = batch_producer(records)
+        raise _Refuse(f"{n_batches} record batches; exactly one is allowed", ErrorCode.INVALID_RECORD)
     if is_transactional(records):
-        return ErrorCode.TRANSACTIONAL_ID_AUTHORIZATION_FAILED, -1, -1, "transactions are not supported"
+        raise _Refuse("transactions are not supported", ErrorCode.TRANSACTIONAL_ID_AUTHORIZATION_FAILED)
     limit = logs.max_message_bytes(rec)
     if largest > limit:
-        return ErrorCode.MESSAGE_TOO_LARGE, -1, -1, f"batch of {largest} bytes exceeds max.message.bytes {limit}"
-    try:
-        plog = await logs.owned_log(name, index)
-        base = await plog.append(bytearray(records), n_offsets, max_ts, timeout,
-                                 (pid, epoch, seq) if pid >= 0 else None)
-        return 0, base, plog.log_start, None
-    except KafkaError as exc:
-        log.info("produce to %s-%d refused: %s (%s)", name, index, exc.code.name if hasattr(exc.code, "name")
-                 else exc.code, exc)
-        return exc.code, -1, -1, str(exc)
+        raise _Refuse(f"batch of {largest} bytes exceeds max.message.bytes {limit}", ErrorCode.MESSAGE_TOO_LARGE)
+    pid, epoch, seq = batch_producer(records)
+    plog = await logs.owned_log(name, index)
+    return plog, bytearray(records), n_offsets, max_ts, ((pid, epoch, seq) if pid >= 0 else None)
 
 
 def _all(req: ProduceRequest, code: int) -> ProduceResponse:
