@@ -4,7 +4,7 @@
 #   make install   .venv with kafscale (editable, Cython extension compiled) + test deps
 #   make run       the broker with its local default stack (etcd + S3 under ./data)
 #   make test      system deps, install, then the whole test suite
-#   make bench     bench/run.py
+#   make bench     kernel throughput (bench/bench_kernels.py); bench/produce_load.py probes a broker
 #   make clean     build artifacts;  make distclean  also .venv and tests/js/node_modules
 
 SHELL := /bin/bash
@@ -61,7 +61,7 @@ test: system-deps install
 	exit $$rc
 
 bench: install
-	$(VPY) bench/run.py
+	$(VPY) bench/bench_kernels.py
 
 clean:
 	rm -rf build dist *.egg-info .pytest_cache .hypothesis
