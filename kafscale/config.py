@@ -88,7 +88,7 @@ OPTIONS: list[Option] = [
     Option("s3_access_key", "KAFSCALE_S3_ACCESS_KEY", str, "S3 access key."),
     Option("s3_secret_key", "KAFSCALE_S3_SECRET_KEY", str, "S3 secret key."),
     Option("s3_namespace", "KAFSCALE_S3_NAMESPACE", str, "Object key prefix inside the bucket."),
-    Option("segment_bytes", "KAFSCALE_SEGMENT_BYTES", int, "Flush when this many bytes are pending."),
+    Option("segment_bytes", "KAFSCALE_SEGMENT_BYTES", int, "Most record bytes in one flushed topic object."),
     Option("flush_interval_ms", "KAFSCALE_FLUSH_INTERVAL_MS", int, "Longest time data waits for a flush."),
     Option("cache_bytes", "KAFSCALE_CACHE_BYTES", int, "Size bound of the segment cache."),
     Option("max_pending_bytes", "KAFSCALE_MAX_PENDING_BYTES", int, "Bound of produced data not yet in S3."),

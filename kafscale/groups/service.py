@@ -28,12 +28,11 @@ from kafscale.errors import ErrorCode
 from kafscale.groups.coordinator import (Group, GroupConfig, GroupDescription, GroupState, JoinResult,
                                          OffsetEntry, SyncResult, Waiter)
 from kafscale.metadata.cluster import Cluster
-from kafscale.metadata.store import Delete, Put
+from kafscale.metadata.store import MAX_TXN_OPS, Delete, Put
 from kafscale.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
-MAX_TXN_OPS = 128  # etcd's default --max-txn-ops
 EXPIRY_INTERVAL_S = 60.0  # offsets retention + deleted-topic cleanup pass
 
 

@@ -29,7 +29,7 @@ from typing import Any
 import orjson
 
 from kafscale.errors import Fenced, KafkaError, ErrorCode, TopicExists, UnknownTopicOrPartition
-from kafscale.metadata.store import Delete, MetadataStore, Put, ValueIs
+from kafscale.metadata.store import Delete, MetadataStore, Put, StoreUnavailable, ValueIs
 
 
 @dataclass
@@ -57,26 +57,43 @@ class TopicRecord:
 
 @dataclass(frozen=True)
 class SegmentRef:
-    """One committed segment: its object key stem and the offsets it covers."""
+    """One committed segment and the offsets it covers.
 
-    key: str  # object key without ".kfs" / ".index"
+    Segments written by this broker live inside a topic object that holds one segment
+    per partition flushed together (``pos`` >= 0: ``key`` is that object's whole key and
+    the segment is the ``size`` bytes at ``pos``). Older manifests name one object per
+    segment (``pos`` = -1: ``key`` is a stem with ``.kfs`` and ``.index`` objects).
+    """
+
+    key: str
     base: int
     last: int
     count: int
-    size: int  # bytes of the .kfs object
+    size: int  # bytes of the segment (header, batches, footer)
     max_ts: int
     epoch: int
     created_ms: int
+    pos: int = -1  # byte position of the segment inside a topic object, or -1
+
+    @property
+    def object_key(self) -> str:
+        return self.key if self.pos >= 0 else self.key + ".kfs"
+
+    @property
+    def cache_key(self) -> str:
+        return f"{self.key}@{self.pos}" if self.pos >= 0 else self.key + ".kfs"
 
     def encode(self) -> bytes:
-        return orjson.dumps({"k": self.key, "b": self.base, "l": self.last, "n": self.count,
-                             "s": self.size, "ts": self.max_ts, "e": self.epoch,
-                             "c": self.created_ms})
+        d = {"k": self.key, "b": self.base, "l": self.last, "n": self.count, "s": self.size,
+             "ts": self.max_ts, "e": self.epoch, "c": self.created_ms}
+        if self.pos >= 0:
+            d["p"] = self.pos
+        return orjson.dumps(d)
 
     @classmethod
     def decode(cls, raw: bytes) -> "SegmentRef":
         d = orjson.loads(raw)
-        return cls(d["k"], d["b"], d["l"], d["n"], d["s"], d["ts"], d["e"], d["c"])
+        return cls(d["k"], d["b"], d["l"], d["n"], d["s"], d["ts"], d["e"], d["c"], d.get("p", -1))
 
 
 @dataclass(frozen=True)
@@ -337,24 +354,43 @@ class Cluster:
         prefix = self.keys.brokers()
         return {int(k[len(prefix):]): orjson.loads(v) for k, v in self.store.get_prefix(prefix)}
 
+    def commit_segments(self, topic: str, items: list[tuple]) -> list:
+        """Commit segments of several partitions of one topic, each with its new high
+        watermark, in one transaction; ``items`` are (partition, leader_raw, state_raw,
+        SegmentRef, new state bytes), at most MAX_TXN_OPS // 2 of them (two compares
+        and two puts each; etcd bounds each list by its --max-txn-ops).
+
+        Returns, per item, the new state bytes or the exception that failed it: Fenced
+        if our epoch is no longer current, CommitConflict if the state moved (e.g. an
+        earlier commit whose answer we never got did land), StoreUnavailable if etcd did
+        not answer (the outcome is then unknown). When the transaction's compare fails,
+        the partitions are committed one by one to tell which of them moved.
+        """
+        compare, ops, raws = [], [], []
+        for p, leader_raw, state_raw, seg, new_raw in items:
+            state_key = self.keys.state(topic, p)
+            raws.append(new_raw)
+            compare += [ValueIs(self.keys.leader(topic, p), leader_raw), ValueIs(state_key, state_raw)]
+            ops += [Put(self.keys.segment(topic, p, seg.base), seg.encode()), Put(state_key, raws[-1])]
+        try:
+            if self.store.txn(compare, ops):
+                return raws
+            if len(items) > 1:
+                return [self.commit_segments(topic, [item])[0] for item in items]
+            p, leader_raw = items[0][0], items[0][1]
+            if self.store.get(self.keys.leader(topic, p)) != leader_raw:
+                return [Fenced(f"{topic}-{p}: epoch is no longer ours")]
+            return [CommitConflict(f"{topic}-{p}: state changed under the owner")]
+        except StoreUnavailable as exc:
+            return [exc] * len(items)
+
     def commit_segment(self, topic: str, p: int, leader_raw: bytes, state_raw: bytes | None,
                        seg: SegmentRef, new_state: PartitionState) -> bytes:
-        """Commit one segment and the new high watermark; return the new state bytes.
-
-        Fails with Fenced if our epoch is no longer current, CommitConflict if the
-        state moved (e.g. an earlier commit whose answer we never got did land).
-        """
-        state_key = self.keys.state(topic, p)
-        new_raw = new_state.encode()
-        ok = self.store.txn(
-            [ValueIs(self.keys.leader(topic, p), leader_raw), ValueIs(state_key, state_raw)],
-            [Put(self.keys.segment(topic, p, seg.base), seg.encode()), Put(state_key, new_raw)],
-        )
-        if ok:
-            return new_raw
-        if self.store.get(self.keys.leader(topic, p)) != leader_raw:
-            raise Fenced(f"{topic}-{p}: epoch is no longer ours")
-        raise CommitConflict(f"{topic}-{p}: state changed under the owner")
+        """One partition's commit_segments; raises what failed it."""
+        result = self.commit_segments(topic, [(p, leader_raw, state_raw, seg, new_state.encode())])[0]
+        if isinstance(result, Exception):
+            raise result
+        return result
 
     def set_log_start(self, topic: str, p: int, leader_raw: bytes, state_raw: bytes | None,
                       new_state: PartitionState, drop: list[SegmentRef]) -> bytes:

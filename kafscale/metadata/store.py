@@ -45,6 +45,10 @@ class WatchEvent:
     value: bytes | None  # None: deleted
 
 
+# etcd's default --max-txn-ops: the most compares, or success ops, in one transaction.
+MAX_TXN_OPS = 128
+
+
 class StoreUnavailable(KafkaError):
     """The store could not be reached or did not answer in time; outcome unknown (retriable)."""
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 from collections import Counter
 from typing import Any
 
@@ -21,6 +22,7 @@ from kafscale.metadata.cluster import Cluster, Leader, SegmentRef, TopicRecord
 from kafscale.runtime import Runtime
 from kafscale.storage import segment as fmt
 from kafscale.storage.cache import SegmentCache
+from kafscale.storage.flush import TopicFlusher
 from kafscale.storage.log import WHOLE_READ_LIMIT, PartitionLog, nonce
 from kafscale.storage.objectstore import ObjectStore, ObjectStoreError
 
@@ -61,6 +63,7 @@ class LogManager:
         self._topics_read_at = -1.0
         self.topics_by_id: dict[bytes, TopicRecord] = {}
         self.logs: dict[tuple[str, int], PartitionLog] = {}
+        self.flushers: dict[str, TopicFlusher] = {}  # by topic id
         self.pending_bytes = 0
         self.stats: Counter[str] = Counter()
         self._inflight_reads: dict[str, Any] = {}
@@ -104,7 +107,7 @@ class LogManager:
             if plog._pending and plog.owned:
                 await plog.kick()
         deadline = self.rt.monotonic() + self.config.shutdown_timeout_s
-        while any(p._flushing for p in self.logs.values()) and self.rt.monotonic() < deadline:
+        while any(f.running for f in self.flushers.values()) and self.rt.monotonic() < deadline:
             await self.rt.sleep(0.01)
         for task in self._tasks:
             await task.cancel()
@@ -139,6 +142,9 @@ class LogManager:
                 del self.logs[(name, p)]
         self.topics = topics
         self.topics_by_id = {t.id_bytes: t for t in topics.values()}
+        live = {t.id for t in topics.values()}
+        for tid in [t for t, f in self.flushers.items() if t not in live and not f.running]:
+            del self.flushers[tid]
 
     async def _flush_timer(self) -> None:
         interval = max(self.config.flush_interval_ms, 5) / 1000.0
@@ -236,12 +242,19 @@ class LogManager:
 
     # -- partitions ---------------------------------------------------------------------
 
-    def object_stem(self, topic: TopicRecord, partition: int, base: int, epoch: int) -> str:
-        # Write-once keys: the epoch and a nonce make every upload's key unique, so no
-        # writer (fenced or retrying) can ever replace a committed object; the topic id
-        # lets a background delete tell a deleted topic's objects from a new one's.
-        return (f"{self.config.s3_namespace}/{topic.name}/{partition}/"
-                f"segment-{base:020d}-{topic.id[:12]}-{epoch}-{nonce()}")
+    def object_key(self, topic: TopicRecord) -> str:
+        # Write-once keys: the time, this broker and a nonce make every upload's key
+        # unique, so no writer (fenced or retrying) can ever replace a committed object;
+        # the topic id lets a background delete tell a deleted topic's objects from a
+        # new one's. Keys of one broker sort by time.
+        return (f"{self.config.s3_namespace}/{topic.name}/objects/"
+                f"{int(time.time() * 1000):013d}-{topic.id[:12]}-b{self.broker_id}-{nonce()}.kfo")
+
+    def flusher(self, topic: TopicRecord) -> TopicFlusher:
+        f = self.flushers.get(topic.id)
+        if f is None:
+            f = self.flushers[topic.id] = TopicFlusher(self, topic)
+        return f
 
     def _topic_partition(self, name: str, partition: int) -> TopicRecord:
         topic = self.topics.get(name)
@@ -418,8 +431,8 @@ class LogManager:
     # -- reads --------------------------------------------------------------------------
 
     async def segment_bytes(self, seg: SegmentRef) -> bytes:
-        """A whole segment object, from the cache or S3 (one GET per key at a time)."""
-        key = seg.key + ".kfs"
+        """A whole segment, from the cache or S3 (one GET per segment at a time)."""
+        key = seg.cache_key
         while True:
             data = self.cache.get(key)
             if data is not None:
@@ -433,7 +446,10 @@ class LogManager:
         done = self.rt.event()
         self._inflight_reads[key] = done
         try:
-            data = await self.rt.run_in_thread(self.objects.get, key)
+            if seg.pos >= 0:
+                data = await self.rt.run_in_thread(self.objects.get, seg.key, seg.pos, seg.size)
+            else:
+                data = await self.rt.run_in_thread(self.objects.get, seg.object_key)
             self.stats["s3_gets"] += 1
             try:
                 fmt.parse_segment(data, verify=True)
@@ -447,12 +463,12 @@ class LogManager:
             await done.set()
 
     def is_cached(self, seg: SegmentRef) -> bool:
-        return seg.key + ".kfs" in self.cache
+        return seg.cache_key in self.cache
 
     async def read_ahead(self, seg: SegmentRef) -> None:
         """Start loading ``seg`` into the cache in the background (once)."""
-        key = seg.key + ".kfs"
-        if seg.size > WHOLE_READ_LIMIT or key in self.cache or key in self._inflight_reads:
+        key = seg.cache_key
+        if seg.size > WHOLE_READ_LIMIT and seg.pos < 0 or key in self.cache or key in self._inflight_reads:
             return
 
         async def load() -> None:
@@ -467,7 +483,8 @@ class LogManager:
                                  allow_oversize: bool = True) -> memoryview:
         """Whole batches of ``seg`` from the one holding ``offset``, within ``max_bytes``
         (but at least one batch when ``allow_oversize``, as Kafka's KIP-74)."""
-        if seg.size <= WHOLE_READ_LIMIT or self.cache.get(seg.key + ".kfs") is not None:
+        # (a segment inside a topic object is read whole: it has no index object)
+        if seg.size <= WHOLE_READ_LIMIT or seg.pos >= 0 or self.cache.get(seg.cache_key) is not None:
             data = await self.segment_bytes(seg)
             view = memoryview(data)[:len(data) - fmt.FOOTER_SIZE]
             begin, end = _fast.scan_batches(view, fmt.HEADER_SIZE, offset, max_bytes)

@@ -2,18 +2,13 @@
 
 Write path (DESIGN.md section 2)::
 
-    append(batches) ──▶ rewrite base offsets ──▶ pending buffer ──┐
-                                                                  ▼
-            ┌── flusher (at most one upload in flight per partition) ──┐
-            │ take pending (up to segment.bytes), build .kfs + .index  │
-            │ PUT both objects (write-once keys carrying the epoch)    │
-            │ etcd txn: [leader == our epoch, state == last seen]      │
-            │           → put manifest entry + new high watermark      │
-            └── answer every append the segment covers ────────────────┘
+    stage(batches) ──▶ rewrite base offsets ──▶ pending buffer ──▶ the topic's flusher
+                                                                   (storage/flush.py)
 
-Whatever arrives while an upload flies waits for the next one (group commit). A flush
-starts at once when nothing is in flight, when pending bytes reach segment.bytes, and
-the flush.interval.ms timer bounds how long pending data can sit in any case.
+The topic flusher takes the pending appends of all the topic's partitions into one
+object and one etcd commit (per 64 partitions), and calls back ``_committed`` or
+``_fail`` for each partition. Whatever arrives while a flush flies waits for the next
+one (group commit); the flush.interval.ms timer is a safety net behind that.
 
 On any failure of a flush the appends it covers AND everything pending behind it are
 failed with a retriable error and the next offset falls back to the committed high
@@ -305,17 +300,16 @@ class PartitionLog:
         raise StorageError("duplicate of a batch that was not committed; retry")
 
     async def kick(self) -> None:
-        """Start the flush loop if it is not running."""
-        if self._flushing:
-            return
-        self._flushing = True
-        await self.rt.spawn(self._flush_loop)
+        """Make sure a flush of this topic will take what is pending here."""
+        if self._pending:
+            await self.mgr.flusher(self.topic).kick(self)
 
-    def _take(self) -> tuple[list[bytearray], list[_Waiter], int]:
-        """Take pending chunks up to segment.bytes (at least one)."""
-        limit = self.mgr.config.segment_bytes
+    def take(self, limit: int, at_least_one: bool) -> tuple[list[bytearray], list[_Waiter], int, int]:
+        """Pending appends up to ``limit`` bytes, for a flush: (chunks, their waiters,
+        bytes, max timestamp). With ``at_least_one`` the first append is taken whatever
+        its size."""
         n, size = 0, 0
-        while n < len(self._pending) and (n == 0 or size + len(self._pending[n]) <= limit):
+        while n < len(self._pending) and (size + len(self._pending[n]) <= limit or n == 0 and at_least_one):
             size += len(self._pending[n])
             n += 1
         chunks, waiters = self._pending[:n], self._pending_waiters[:n]
@@ -327,71 +321,19 @@ class PartitionLog:
             self._pending_max_ts = -1
         else:
             self._pending_since = self.rt.monotonic()
-        return chunks, waiters, max_ts
+        return chunks, waiters, size, max_ts
 
-    async def _flush_loop(self) -> None:
-        try:
-            while self._pending and self.owned:
-                chunks, waiters, max_ts = self._take()
-                await self._flush(chunks, waiters, max_ts)
-        finally:
-            self._flushing = False
-        if self._pending_waiters and not self.owned:
-            await self._fail([], NotLeader(f"{self.name}-{self.partition}: ownership lost"))
-
-    async def _flush(self, chunks: list[bytearray], waiters: list[_Waiter], max_ts: int) -> None:
-        base = waiters[0].base
-        size = sum(len(c) for c in chunks)
-        last = waiters[-1].end - 1
-        count = last - base + 1
-        # What this flush commits against is fixed now: the owner record and the state
-        # its offsets were assigned after. Nothing that happens while it flies (a new
-        # owner, a reload) can make it commit against anything else.
-        leader_raw, state_raw, state = self.leader_raw, self.state_raw, self.state
-        try:
-            if base != state.hw or leader_raw is None:
-                raise CommitConflict(f"{self.name}-{self.partition}: flush at {base} but hw is {state.hw}")
-            ref, seg_bytes = await self._upload(chunks, base, last, count, size, max_ts)
-            producers = state.producers
-            if any(w.producer for w in waiters):
-                producers = copy.deepcopy(producers)
-                for w in waiters:
-                    if w.producer is not None:
-                        _remember(producers, w.producer, w.end - w.base, w.base)
-            new_state = PartitionState(last + 1, state.log_start, producers)
-            new_raw = await self.rt.run_in_thread(
-                self.mgr.cluster.commit_segment, self.name, self.partition,
-                leader_raw, state_raw, ref, new_state)
-        except Exception as exc:  # noqa: BLE001 - every failure fails the appends, never the broker
-            self.mgr.pending_bytes -= size
-            await self._fail(waiters, exc)
-            return
-        self.mgr.pending_bytes -= size
-        self.state, self.state_raw = new_state, new_raw
+    async def _committed(self, waiters: list[_Waiter], ref: SegmentRef, state: PartitionState,
+                         state_raw: bytes, segment: memoryview) -> None:
+        """A flush committed ``ref``: move the high watermark and answer its appends."""
+        self.state, self.state_raw = state, state_raw
         self.segments.append(ref)
         self._bases.append(ref.base)
-        self.mgr.cache.put(ref.key + ".kfs", seg_bytes)
-        self.mgr.stats["segments_flushed"] += 1
-        self.mgr.stats["bytes_flushed"] += size
+        self.mgr.cache.put(ref.cache_key, segment)
         for w in waiters:
             if w.producer is not None:
                 self._producer_waiters.pop((w.producer[0], w.producer[2]), None)
             await w.event.set()
-        await self.mgr.notify_commit()
-        await self.mgr.flushed()
-
-    async def _upload(self, chunks, base, last, count, size, max_ts) -> tuple[SegmentRef, bytes]:
-        now_ms = int(time.time() * 1000)
-        seg_bytes = fmt.encode_segment(base, count, last, now_ms, chunks)
-        index_bytes = fmt.encode_index(memoryview(seg_bytes)[fmt.HEADER_SIZE:len(seg_bytes) - fmt.FOOTER_SIZE],
-                                       self.mgr.config.index_interval)
-        key = self.mgr.object_stem(self.topic, self.partition, base, self.epoch)
-        store = self.mgr.objects
-        # The index is written first: a segment object never exists without its index.
-        await self.rt.run_in_thread(store.put, key + ".index", index_bytes)
-        await self.rt.run_in_thread(store.put, key + ".kfs", seg_bytes)
-        self.mgr.stats["s3_puts"] += 2
-        return SegmentRef(key, base, last, count, len(seg_bytes), max_ts, self.epoch, now_ms), seg_bytes
 
     async def _fail(self, waiters: list[_Waiter], exc: Exception) -> None:
         if isinstance(exc, Fenced):

@@ -30,6 +30,20 @@ Index object (``….index``)::
 
 A lookup is a floor search: the greatest entry whose offset <= the target gives the
 position to start scanning batches from.
+
+Topic object (``….kfo``): the segments of several partitions of one topic, written by
+one flush, end to end, then a directory that makes the object readable without etcd::
+
+    segment, segment, ...       each a whole segment as above (no index objects)
+    directory                   one entry per segment, 16 bytes each:
+                                i32 partition, i64 byte position, i32 segment size
+    trailer (12 bytes)
+      @0  entry count  i32
+      @4  CRC-32C      u32   of the directory
+      @8  magic        b"KFO1"
+
+The manifest in etcd names each segment by object key, position and size, so a read
+is one ranged GET of exactly that segment.
 """
 
 from __future__ import annotations
@@ -53,11 +67,15 @@ __all__ = [
     "SegmentHeader",
     "Segment",
     "Index",
+    "segment_frame",
     "encode_segment",
     "encode_index",
     "parse_segment_header",
     "parse_segment",
     "parse_index",
+    "OBJECT_MAGIC",
+    "encode_directory",
+    "parse_directory",
     "index_lookup",
 ]
 
@@ -69,6 +87,9 @@ VERSION = 1
 _HEADER = struct.Struct(">4sHHqiqI")
 _FOOTER = struct.Struct(">Iq4s")
 _INDEX_HEADER = struct.Struct(">4sHiiH")
+_DIR_ENTRY = struct.Struct(">iqi")
+_DIR_TRAILER = struct.Struct(">iI4s")
+OBJECT_MAGIC = b"KFO1"
 
 HEADER_SIZE = _HEADER.size  # 32
 FOOTER_SIZE = _FOOTER.size  # 16
@@ -102,14 +123,21 @@ class Index(NamedTuple):
     count: int
 
 
-def encode_segment(base_offset: int, record_count: int, last_offset: int, created_ms: int,
-                   chunks: Sequence) -> bytes:
-    """The segment object for a body that is the concatenation of ``chunks``."""
+def segment_frame(base_offset: int, record_count: int, last_offset: int, created_ms: int,
+                  chunks: Sequence) -> tuple[bytes, bytes]:
+    """The header and footer that make a segment of a body that is the concatenation
+    of ``chunks`` (the body itself is never copied here)."""
     crc = 0
     for chunk in chunks:
         crc = _fast.crc32c(chunk, crc)
     header = _HEADER.pack(SEGMENT_MAGIC, VERSION, 0, base_offset, record_count, created_ms, 0)
-    footer = _FOOTER.pack(crc, last_offset, FOOTER_MAGIC)
+    return header, _FOOTER.pack(crc, last_offset, FOOTER_MAGIC)
+
+
+def encode_segment(base_offset: int, record_count: int, last_offset: int, created_ms: int,
+                   chunks: Sequence) -> bytes:
+    """The segment object for a body that is the concatenation of ``chunks``."""
+    header, footer = segment_frame(base_offset, record_count, last_offset, created_ms, chunks)
     return b"".join([header, *chunks, footer])
 
 
@@ -182,3 +210,35 @@ def index_lookup(index: Index, offset: int) -> int:
     """File position to start scanning at for ``offset`` (HEADER_SIZE if before all)."""
     position = _fast.index_floor(index.entries, offset)
     return HEADER_SIZE if position < 0 else position
+
+
+def encode_directory(entries: Sequence[tuple[int, int, int]]) -> bytes:
+    """The directory and trailer that end a topic object: (partition, position, size)
+    of each segment in it."""
+    body = b"".join(_DIR_ENTRY.pack(*e) for e in entries)
+    return body + _DIR_TRAILER.pack(len(entries), _fast.crc32c(body), OBJECT_MAGIC)
+
+
+def parse_directory(data) -> list[tuple[int, int, int]]:
+    """(partition, position, size) of each segment of a whole topic object; checks that
+    the directory is intact and the segments lie inside the object without overlap."""
+    mv = memoryview(data).cast("B")
+    n = len(mv)
+    if n < _DIR_TRAILER.size:
+        raise CorruptSegment(f"topic object of {n} bytes is shorter than its trailer")
+    count, crc, magic = _DIR_TRAILER.unpack_from(mv, n - _DIR_TRAILER.size)
+    if magic != OBJECT_MAGIC:
+        raise CorruptSegment(f"bad topic object magic {magic!r}")
+    start = n - _DIR_TRAILER.size - count * _DIR_ENTRY.size
+    if count < 0 or start < 0:
+        raise CorruptSegment(f"directory of {count} entries does not fit {n} bytes")
+    directory = mv[start:n - _DIR_TRAILER.size]
+    if _fast.crc32c(directory) != crc:
+        raise CorruptSegment("topic object directory CRC-32C mismatch")
+    entries = [tuple(e) for e in _DIR_ENTRY.iter_unpack(directory)]
+    end = 0
+    for partition, pos, size in sorted(entries, key=lambda e: e[1]):
+        if pos < end or size < HEADER_SIZE + FOOTER_SIZE or pos + size > start:
+            raise CorruptSegment(f"segment of partition {partition} at {pos}+{size} is out of place")
+        end = pos + size
+    return entries

@@ -154,7 +154,7 @@ def test_frozen_owner_is_fenced_and_its_data_never_shows(broker_factory, stack):
         raw.correlation += 1
         raw.send_raw(headers.encode_request(0, 9, raw.correlation, "zombie",
                                             produce_request(topic, p, build_batch([(b"k", b"zombie", [], 2)]))))
-        wait_for(lambda: any(b"PUT" in h and f"/{topic}/{p}/".encode() in h for h in proxy.held),
+        wait_for(lambda: any(b"PUT" in h and f"/{topic}/objects/".encode() in h for h in proxy.held),
                  timeout=10, message="broker 0's upload in flight")
         a.pause()
         wait_for(lambda: leaders(b.bootstrap, topic).get(p) == b.broker_id, timeout=LEASE * 5,

@@ -11,7 +11,7 @@ import uuid
 from minio import Minio
 
 from tests.integration.test_clients import confluent_consume, create_topic
-from tests.support.kfs_reader import check_index_against_segment, read_index, read_segment
+from tests.support.kfs_reader import read_topic_object
 from tests.support.procs import wait_for
 
 
@@ -156,15 +156,12 @@ def test_bucket_objects_parse_with_an_independent_reader(stack, broker):
                    secret_key=stack.secret_key, secure=False, region="us-east-1")
     prefix = f"{broker.s3_namespace}/{topic}/"
     names = sorted(o.object_name for o in client.list_objects(stack.bucket, prefix=prefix, recursive=True))
-    segments = [n for n in names if n.endswith(".kfs")]
-    assert segments, f"no segments under {prefix}"
-    per_partition: dict[str, list[dict]] = {}
-    for name in segments:
-        seg = read_segment(client.get_object(stack.bucket, name).read())
-        idx = read_index(client.get_object(stack.bucket, name[:-4] + ".index").read())
-        check_index_against_segment(idx, seg)
-        assert name.split("/")[-1].startswith(f"segment-{seg['base_offset']:020d}")
-        per_partition.setdefault(name.split("/")[-2], []).append(seg)
+    assert names and all(n.endswith(".kfo") for n in names), names
+    per_partition: dict[int, list[dict]] = {}
+    for name in names:
+        for partition, seg in read_topic_object(client.get_object(stack.bucket, name).read()):
+            per_partition.setdefault(partition, []).append(seg)
+    assert sorted(per_partition) == [0, 1]
     total = 0
     for part, segs in per_partition.items():
         segs.sort(key=lambda s: s["base_offset"])

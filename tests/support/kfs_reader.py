@@ -7,7 +7,9 @@ layout written out again below from DESIGN.md §3 and the Kafka protocol.
 Segment: header ">4sHHqiqI" (KAFS, version 1, flags, base offset, record count,
 created ms, reserved), body of Kafka v2 batches, footer ">Iq4s" (CRC-32C of the body,
 last offset, END!). Index: header ">4sHiiH" (IDX\\0, version 1, entry count, interval,
-reserved), then ">qi" entries (offset, position in the segment file).
+reserved), then ">qi" entries (offset, position in the segment file). Topic object
+(.kfo): segments end to end, then ">iqi" directory entries (partition, position, size)
+and a ">iI4s" trailer (entry count, CRC-32C of the entries, KFO1).
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ SEG_HEADER = struct.Struct(">4sHHqiqI")
 SEG_FOOTER = struct.Struct(">Iq4s")
 IDX_HEADER = struct.Struct(">4sHiiH")
 IDX_ENTRY = struct.Struct(">qi")
+DIR_ENTRY = struct.Struct(">iqi")
+DIR_TRAILER = struct.Struct(">iI4s")
 BATCH_HEADER = 61
 
 
@@ -129,3 +133,27 @@ def check_index_against_segment(index: dict, segment: dict) -> None:
         assert o2 - o1 >= index["interval"], (
             f"index entries {o1} and {o2} closer than the interval {index['interval']}"
         )
+
+
+def read_topic_object(data: bytes) -> list[tuple[int, dict]]:
+    """Parse and check a .kfo object: [(partition, read_segment(...)), ...] in object order.
+    The segments must tile the object up to its directory exactly."""
+    data = bytes(data)
+    n = len(data)
+    assert n >= DIR_TRAILER.size, f"object too short: {n} bytes"
+    count, crc, magic = DIR_TRAILER.unpack_from(data, n - DIR_TRAILER.size)
+    assert magic == b"KFO1", f"bad object magic {magic!r}"
+    start = n - DIR_TRAILER.size - count * DIR_ENTRY.size
+    assert count > 0 and start > 0, f"directory of {count} entries in {n} bytes"
+    directory = data[start:n - DIR_TRAILER.size]
+    assert _crc(directory) == crc, "directory CRC-32C mismatch"
+    out = []
+    expected_pos = 0
+    for i in range(count):
+        partition, pos, size = DIR_ENTRY.unpack_from(directory, i * DIR_ENTRY.size)
+        assert pos == expected_pos, f"segment {i} at {pos}, expected {expected_pos}"
+        out.append((partition, read_segment(data[pos:pos + size])))
+        expected_pos = pos + size
+    assert expected_pos == start, f"segments end at {expected_pos}, directory starts at {start}"
+    assert len({p for p, _ in out}) == count, "a partition appears twice in one object"
+    return out

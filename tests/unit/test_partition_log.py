@@ -14,8 +14,9 @@ import pytest
 from kafscale import _fast
 from kafscale.config import Config
 from kafscale.errors import ErrorCode, KafkaError
-from kafscale.metadata.cluster import Cluster, Leader
+from kafscale.metadata.cluster import Cluster, Leader, PartitionState, SegmentRef
 from kafscale.metadata.memory import MemoryStore
+from kafscale.metadata.store import Delete
 from kafscale.protocol.records import build_batch, decode_records
 from kafscale.server.runtime import CurioRuntime
 from kafscale.storage import segment as fmt
@@ -131,7 +132,7 @@ def test_concurrent_appends_are_group_committed(env):
         assert bases == list(range(50))
         # 50 appends in far fewer segments: everything that waited went in one upload.
         assert len(plog.segments) < 10
-        assert objects.puts == 2 * len(plog.segments)
+        assert objects.puts == len(plog.segments)  # one object per flush
         await mgr.stop()
     run(main)
 
@@ -219,10 +220,9 @@ def test_segment_objects_match_the_manifest(env):
         for i in range(3):
             await _append(plog, 5, f"s{i}")
         for ref in plog.segments:
-            seg = fmt.parse_segment(objects.objects[ref.key + ".kfs"])
+            assert ref.pos == 0 and ref.key.endswith(".kfo")
+            seg = fmt.parse_segment(objects.objects[ref.key][ref.pos:ref.pos + ref.size])
             assert (seg.base_offset, seg.last_offset) == (ref.base, ref.last)
-            idx = fmt.parse_index(objects.objects[ref.key + ".index"])
-            assert fmt.index_lookup(idx, ref.base) == fmt.HEADER_SIZE
         await mgr.stop()
     run(main)
 
@@ -233,7 +233,7 @@ def test_corrupt_segment_object_is_an_error_not_data(env):
     async def main():
         mgr, plog = await _owned(env)
         await _append(plog, 3)
-        key = plog.segments[0].key + ".kfs"
+        key = plog.segments[0].key
         data = bytearray(objects.objects[key])
         data[40] ^= 0xFF
         objects.objects[key] = bytes(data)
@@ -279,5 +279,130 @@ def test_a_stalled_s3_makes_producers_wait_then_time_out_retriably(env):
         assert await first.join() == 0
         assert await _append(plog, 2) == 3  # room again; no gap
         assert mgr.pending_bytes == 0
+        await mgr.stop()
+    run(main)
+
+
+async def _stage_all(mgr, topic: str, parts, n: int = 2, tag: str = "x"):
+    """Stage one append on each of ``parts`` without awaiting in between (as one produce
+    request does), then kick the flush; the waiters."""
+    staged = []
+    for p in parts:
+        plog = await mgr.owned_log(topic, p)
+        buf = batch(n, f"{tag}{p}-")
+        _s, _n, offsets, max_ts, _b = _fast.walk_batches(buf)
+        staged.append((plog, plog.stage(buf, offsets, max_ts)))
+    for plog, _ in staged:
+        await plog.kick()
+    return staged
+
+
+def test_partitions_of_a_topic_share_one_object_and_few_commits(env):
+    store, objects, cluster, cfg = env
+
+    async def main():
+        mgr = await _manager(env)
+        await mgr.create_topic("t", 150)
+        for p in range(150):  # claim them all first: the flush below covers every one
+            await mgr.owned_log("t", p)
+        staged = await _stage_all(mgr, "t", range(150))
+        assert [await plog.committed(w, 5.0) for plog, w in staged] == [0] * 150
+        assert objects.puts == 1
+        assert mgr.stats["etcd_commits"] == 3  # 64 + 64 + 22 partitions
+        (key,) = objects.objects
+        data = objects.objects[key]
+        refs = [plog.segments[0] for plog, _ in staged]
+        assert {r.key for r in refs} == {key}
+        # The segments tile the object, each a whole segment of its partition's batch.
+        assert sorted((r.pos, r.size) for r in refs)[0][0] == 0
+        assert fmt.parse_directory(data) == [(p, r.pos, r.size) for p, r in enumerate(refs)]
+        for p, ref in enumerate(refs):
+            seg = fmt.parse_segment(data[ref.pos:ref.pos + ref.size])
+            assert (seg.base_offset, seg.last_offset) == (0, 1)
+        # A fresh manager (empty cache) reads each partition's own records from S3.
+        fresh = await _manager(env)
+        for p in (0, 77, 149):
+            plog = await fresh.partition_log("t", p)
+            assert [r.value for r in await read_all(plog)] == [f"x{p}-{i}".encode() for i in range(2)]
+        await mgr.stop()
+        await fresh.stop()
+    run(main)
+
+
+def test_an_object_holds_at_most_segment_bytes_and_every_partition_gets_its_turn(env):
+    store, objects, cluster, cfg = env
+    cfg.segment_bytes = 300
+
+    async def main():
+        mgr = await _manager(env)
+        await mgr.create_topic("t", 6)
+        for p in range(6):
+            await mgr.owned_log("t", p)
+        objects.gate.clear()  # hold the first PUT so the rest piles up behind it
+        first = await _stage_all(mgr, "t", [0], n=1, tag="a")
+        await curio.sleep(0.05)
+        rest = await _stage_all(mgr, "t", range(6), n=3, tag="b")
+        objects.gate.set()
+        for plog, w in first + rest:
+            await plog.committed(w, 5.0)
+        batch_size = len(batch(3, "b0-"))
+        assert len(objects.objects) >= 3
+        for data in objects.objects.values():
+            # the batches in an object stay within segment.bytes (one append may exceed it)
+            payload = sum(size - fmt.HEADER_SIZE - fmt.FOOTER_SIZE for _, _, size in fmt.parse_directory(data))
+            assert payload <= max(300, batch_size)
+        for p in range(6):
+            plog = await mgr.partition_log("t", p)
+            assert [r.value for r in await read_all(plog)][-3:] == [f"b{p}-{i}".encode() for i in range(3)]
+        await mgr.stop()
+    run(main)
+
+
+def test_a_fenced_partition_fails_alone_in_a_shared_flush(env):
+    store, objects, cluster, cfg = env
+
+    async def main():
+        mgr = await _manager(env)
+        await mgr.create_topic("t", 3)
+        for p in range(3):
+            await mgr.owned_log("t", p)
+        # Another broker takes partition 1 over (a newer epoch in its owner record).
+        rec = mgr.topic("t")
+        store.txn([], [Delete(cluster.keys.leader("t", 1))])  # (as if our lease expired)
+        cluster.claim_partition(rec, 1, 7, None)
+        staged = await _stage_all(mgr, "t", range(3))
+        outcomes = []
+        for plog, w in staged:
+            try:
+                outcomes.append(await plog.committed(w, 5.0))
+            except KafkaError as exc:
+                outcomes.append(exc.code)
+        assert outcomes == [0, ErrorCode.NOT_LEADER_OR_FOLLOWER, 0]
+        assert objects.puts == 1
+        assert cluster.load_partition("t", 1).state.hw == 0
+        assert cluster.load_partition("t", 2).state.hw == 2
+        await mgr.stop()
+    run(main)
+
+
+def test_segments_of_the_one_object_per_segment_layout_stay_readable(env):
+    """Manifests written before topic objects name a .kfs/.index pair per segment."""
+    store, objects, cluster, cfg = env
+
+    async def main():
+        mgr = await _manager(env)
+        rec = await mgr.create_topic("t", 1)
+        leader, leader_raw = cluster.claim_partition(rec, 0, 0, None)
+        body = batch(4, "old")
+        _fast.rewrite_base_offsets(body, 0)
+        seg = fmt.encode_segment(0, 4, 3, 1, [body])
+        stem = "kafscale/t/0/segment-00000000000000000000-legacy"
+        objects.objects[stem + ".kfs"] = seg
+        objects.objects[stem + ".index"] = fmt.encode_index(memoryview(seg)[fmt.HEADER_SIZE:-fmt.FOOTER_SIZE], 1)
+        ref = SegmentRef(stem, 0, 3, 4, len(seg), 1_700_000_000_003, leader.epoch, 1)
+        assert ref.pos == -1 and SegmentRef.decode(ref.encode()) == ref
+        cluster.commit_segment("t", 0, leader_raw, None, ref, PartitionState(4, 0))
+        plog = await mgr.partition_log("t", 0)
+        assert [r.value for r in await read_all(plog)] == [f"old{i}".encode() for i in range(4)]
         await mgr.stop()
     run(main)

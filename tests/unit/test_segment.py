@@ -8,9 +8,10 @@ import struct
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from support.kfs_reader import check_index_against_segment, read_index, read_segment
+from support.kfs_reader import check_index_against_segment, read_index, read_segment, read_topic_object
 
 from kafscale import _fast
+from kafscale.storage import segment as segment_module
 from kafscale.protocol.records import build_batch, decode_batch_records, iter_batches
 from kafscale.storage.segment import (
     FOOTER_SIZE,
@@ -207,3 +208,42 @@ def test_independent_reader_catches_mismatches():
     struct.pack_into(">i", idx, 16 + 12 + 8, HEADER_SIZE + 5)
     with pytest.raises(AssertionError, match="batch boundary"):
         check_index_against_segment(read_index(idx), read_segment(encode_segment(0, count, last, CREATED, [body])))
+
+
+def test_topic_object_directory_round_trip_and_independent_reader():
+    segs = []
+    for part, base in ((3, 0), (0, 100), (7, 5)):
+        body = bytearray(build_batch([(b"k", b"v%d" % i, [], 1000 + i) for i in range(4)]))
+        _fast.rewrite_base_offsets(body, base)
+        segs.append((part, segment_module.encode_segment(base, 4, base + 3, 1, [body])))
+    entries, pos = [], 0
+    for part, seg in segs:
+        entries.append((part, pos, len(seg)))
+        pos += len(seg)
+    obj = b"".join(seg for _, seg in segs) + segment_module.encode_directory(entries)
+    assert segment_module.parse_directory(obj) == entries
+    for part, pos, size in entries:
+        assert segment_module.parse_segment(obj[pos:pos + size]).record_count == 4
+    got = read_topic_object(obj)
+    assert [(p, s["base_offset"], s["last_offset"]) for p, s in got] == [(3, 0, 3), (0, 100, 103), (7, 5, 8)]
+
+
+@pytest.mark.parametrize("mutate, match", [
+    (lambda b: b[:-1] + b"X", "magic"),
+    (lambda b: b[:-20] + bytes([b[-20] ^ 1]) + b[-19:], "CRC"),
+    (lambda b: b[:5], "fit|shorter"),
+])
+def test_topic_object_directory_corruption_detected(mutate, match):
+    body = bytearray(build_batch([(b"k", b"v", [], 1000)]))
+    seg = segment_module.encode_segment(0, 1, 0, 1, [body])
+    obj = seg + segment_module.encode_directory([(0, 0, len(seg))])
+    with pytest.raises(segment_module.CorruptSegment, match=match):
+        segment_module.parse_directory(mutate(obj))
+
+
+def test_topic_object_directory_rejects_overlap():
+    body = bytearray(build_batch([(b"k", b"v", [], 1000)]))
+    seg = segment_module.encode_segment(0, 1, 0, 1, [body])
+    obj = seg + seg + segment_module.encode_directory([(0, 0, len(seg)), (1, 10, len(seg))])
+    with pytest.raises(segment_module.CorruptSegment, match="out of place"):
+        segment_module.parse_directory(obj)

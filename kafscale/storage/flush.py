@@ -1,0 +1,213 @@
+"""The topic flusher: one S3 object and one etcd commit for many partitions at once.
+
+Each topic has one flusher per broker. Whatever its partitions have pending when a
+flush starts goes into ONE object (``{ns}/{topic}/objects/….kfo``): for every partition,
+a complete segment (header, batches, footer), laid end to end, and a directory of them
+(segment.py has the layout). Then one
+etcd transaction per 64 partitions (etcd's default --max-txn-ops) compares each
+partition's owner record and last state and puts its manifest entry (object key and
+byte position) and new high watermark. Appends are answered after that commit.
+
+    stage() ─▶ partition pending ─▶ flusher.kick()
+                                        │ take pending of every dirty partition, up to
+                                        │ segment.bytes per object (round robin)
+                                        │ PUT one object
+                                        │ commit (per partition: compare owner + state)
+                                        └▶ answer / fail each partition's appends
+
+At most one flush per topic is in flight; what arrives meanwhile is taken by the next
+one (group commit), so under load objects grow instead of multiplying: S3 PUTs and
+etcd transactions per MB stay flat however many partitions the load is spread over.
+
+Failures stay per partition: a failed PUT fails every partition in the object, a
+failed compare (fenced, or the state moved) fails only that partition. Failing a
+partition also fails what is pending behind it and resets its next offset to the
+committed high watermark (PartitionLog._fail), so the log never has a gap.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from kafscale.errors import NotLeader
+from kafscale.metadata.cluster import CommitConflict, Leader, PartitionState, SegmentRef, TopicRecord
+from kafscale.metadata.store import MAX_TXN_OPS
+from kafscale.storage import segment as fmt
+from kafscale.storage.log import PartitionLog, _remember, _Waiter
+
+if TYPE_CHECKING:
+    from kafscale.storage.engine import LogManager
+
+log = logging.getLogger(__name__)
+
+PARTITIONS_PER_TXN = MAX_TXN_OPS // 2  # two compares and two puts per partition
+TXN_BYTES = 512 * 1024  # and well under etcd's default 1.5 MiB request limit
+
+
+@dataclass
+class _Part:
+    """One partition's share of a flush, and what its commit compares against (fixed
+    when it is taken: nothing that happens while the flush flies changes it)."""
+
+    plog: PartitionLog
+    chunks: list
+    waiters: list[_Waiter]
+    size: int
+    max_ts: int
+    leader: Leader | None
+    leader_raw: bytes | None
+    state: PartitionState
+    state_raw: bytes | None
+    ref: SegmentRef | None = None
+    new_state: PartitionState | None = None
+    new_raw: bytes = b""
+    outcome: object = field(default=None)
+
+
+class TopicFlusher:
+    def __init__(self, mgr: "LogManager", topic: TopicRecord) -> None:
+        self.mgr = mgr
+        self.rt = mgr.rt
+        self.topic = topic
+        self.dirty: dict[int, PartitionLog] = {}  # partitions with pending data, in turn order
+        self.running = False
+
+    async def kick(self, plog: PartitionLog) -> None:
+        """``plog`` has pending data: make sure a flush will take it."""
+        self.dirty.setdefault(plog.partition, plog)
+        if not self.running:
+            self.running = True
+            await self.rt.spawn(self._run)
+
+    async def _run(self) -> None:
+        try:
+            while True:
+                parts, orphans = self._take()
+                for plog in orphans:
+                    await plog._fail([], NotLeader(f"{plog.name}-{plog.partition}: ownership lost"))
+                if not parts:
+                    break
+                try:
+                    await self._flush(parts)
+                finally:
+                    for part in parts:
+                        part.plog._flushing = False
+        finally:
+            self.running = False
+
+    def _take(self) -> tuple[list[_Part], list[PartitionLog]]:
+        """Pending data of the dirty partitions, up to segment.bytes in all (at least one
+        append). Partitions left with data go to the back of the turn order."""
+        limit = self.mgr.config.segment_bytes
+        parts: list[_Part] = []
+        orphans = []
+        size = 0
+        for p, plog in list(self.dirty.items()):
+            if not plog._pending or not plog.owned or plog.mgr.logs.get((plog.name, p)) is not plog:
+                del self.dirty[p]
+                if plog._pending_waiters:
+                    orphans.append(plog)
+                continue
+            chunks, waiters, taken, max_ts = plog.take(limit - size, at_least_one=not parts)
+            if not chunks:
+                break
+            plog._flushing = True
+            parts.append(_Part(plog, chunks, waiters, taken, max_ts, plog.leader, plog.leader_raw,
+                               plog.state, plog.state_raw))
+            size += taken
+            del self.dirty[p]
+            if plog._pending:
+                self.dirty[p] = plog  # back of the line
+        return parts, orphans
+
+    async def _flush(self, parts: list[_Part]) -> None:
+        mgr = self.mgr
+        key = mgr.object_key(self.topic)
+        now_ms = int(time.time() * 1000)
+        pieces: list = []
+        pos = 0
+        ready: list[_Part] = []
+        for part in parts:
+            base, last = part.waiters[0].base, part.waiters[-1].end - 1
+            if base != part.state.hw or part.leader_raw is None or part.leader is None:
+                part.outcome = CommitConflict(f"{part.plog.name}-{part.plog.partition}: "
+                                              f"flush at {base} but hw is {part.state.hw}")
+                continue
+            header, footer = fmt.segment_frame(base, last - base + 1, last, now_ms, part.chunks)
+            seg_size = len(header) + part.size + len(footer)
+            part.ref = SegmentRef(key, base, last, last - base + 1, seg_size, part.max_ts, part.leader.epoch,
+                                  now_ms, pos)
+            producers = part.state.producers
+            if any(w.producer for w in part.waiters):
+                producers = _with_batches(producers, part.waiters)
+            part.new_state = PartitionState(last + 1, part.state.log_start, producers)
+            part.new_raw = part.new_state.encode()
+            pieces.append(header)
+            pieces += part.chunks
+            pieces.append(footer)
+            pos += seg_size
+            ready.append(part)
+        data = b""
+        if ready:
+            pieces.append(fmt.encode_directory([(p.plog.partition, p.ref.pos, p.ref.size) for p in ready]))
+            data = b"".join(pieces)
+            try:
+                await self.rt.run_in_thread(mgr.objects.put, key, data)
+                mgr.stats["s3_puts"] += 1
+                mgr.stats["objects_flushed"] += 1
+                await self._commit(ready)
+            except Exception as exc:  # noqa: BLE001 - every failure fails the appends, never the broker
+                for part in ready:
+                    part.outcome = exc
+        view = memoryview(data)
+        for part in parts:
+            mgr.pending_bytes -= part.size
+            if isinstance(part.outcome, BaseException):
+                await part.plog._fail(part.waiters, part.outcome)
+            else:
+                ref = part.ref
+                await part.plog._committed(part.waiters, ref, part.new_state, part.new_raw,
+                                           view[ref.pos:ref.pos + ref.size])
+                mgr.stats["segments_flushed"] += 1
+                mgr.stats["bytes_flushed"] += part.size
+        await mgr.notify_commit()
+        await mgr.flushed()
+
+    async def _commit(self, parts: list[_Part]) -> None:
+        """Commit in transactions of PARTITIONS_PER_TXN (run side by side); each part's
+        outcome is its new state bytes or the exception that failed it."""
+        cluster, name = self.mgr.cluster, self.topic.name
+        groups: list[list[_Part]] = [[]]
+        size = 0
+        for part in parts:
+            cost = len(part.new_raw) + len(part.ref.key) + 200
+            if groups[-1] and (len(groups[-1]) >= PARTITIONS_PER_TXN or size + cost > TXN_BYTES):
+                groups.append([])
+                size = 0
+            groups[-1].append(part)
+            size += cost
+
+        def items(group):
+            return [(p.plog.partition, p.leader_raw, p.state_raw, p.ref, p.new_raw) for p in group]
+
+        tasks = [await self.rt.spawn(self.rt.run_in_thread, cluster.commit_segments, name, items(g))
+                 for g in groups[1:]]
+        results = [await self.rt.run_in_thread(cluster.commit_segments, name, items(groups[0]))]
+        results += [await t.join() for t in tasks]
+        self.mgr.stats["etcd_commits"] += len(groups)
+        for group, outcomes in zip(groups, results):
+            for part, outcome in zip(group, outcomes):
+                part.outcome = outcome
+
+
+def _with_batches(producers: dict, waiters: list[_Waiter]) -> dict:
+    """The committed producer table plus the idempotent batches of ``waiters``."""
+    table = copy.deepcopy(producers)
+    for w in waiters:
+        if w.producer is not None:
+            _remember(table, w.producer, w.end - w.base, w.base)
+    return table
