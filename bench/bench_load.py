@@ -154,6 +154,7 @@ class Tailer(threading.Thread):
         self.lat = array("d")
         self.count = 0
         self.errors = 0
+        self.since = 0.0  # wall time: messages sent before it (the warm-up) are not recorded
         self._halt = threading.Event()
 
     def run(self) -> None:
@@ -161,13 +162,18 @@ class Tailer(threading.Thread):
         lat = self.lat
         try:
             while not self._halt.is_set():
-                msgs = self.consumer.consume(2000, 0.1)
+                # A short timeout: consume() waits for its whole timeout unless the batch
+                # fills, which would add up to the timeout to every latency measured.
+                msgs = self.consumer.consume(1000, 0.002)
                 now = time.time()
+                since = self.since
                 for m in msgs:
                     if m.error() is not None:
                         self.errors += 1
                         continue
-                    lat.append(now - unpack(m.value())[0])
+                    sent = unpack(m.value())[0]
+                    if sent >= since:
+                        lat.append(now - sent)
                 self.count += len(msgs)
         finally:
             self.consumer.close()
@@ -178,10 +184,13 @@ class Tailer(threading.Thread):
 
 
 def produce_at_rate(bootstrap: str, topic: str, partitions: int, mb_per_s: float, seconds: float,
-                    tail: bool = False, drain_timeout: float = 120) -> dict:
+                    tail: bool = False, drain_timeout: float = 120, warmup_s: float = 0.0) -> dict:
     """Produce at a fixed rate (sent in 5 ms ticks) for ``seconds``; optionally with a
-    Tailer consuming the same topic for end-to-end latency."""
+    Tailer consuming the same topic for end-to-end latency. The first ``warmup_s``
+    seconds (connections, partition ownership, the consumer's first fetches) are
+    produced at the same rate but left out of every figure."""
     d = _Deliveries()
+    warm = _Deliveries()
     p = _producer(bootstrap, d)
     tailer = Tailer(bootstrap, topic, partitions) if tail else None
     if tailer:
@@ -192,17 +201,30 @@ def produce_at_rate(bootstrap: str, topic: str, partitions: int, mb_per_s: float
     rate = mb_per_s * 1e6 / MSG_BYTES
     n = 0
     behind = 0
-    t0 = time.monotonic()
+    t_warm = time.monotonic()
+    t0 = t_warm + warmup_s
     end = t0 + seconds
     tick = 0.005
+    n_warm = int(warmup_s * rate)
+    measuring = warmup_s <= 0
+    if tailer and measuring:
+        tailer.since = now_wall()
     while True:
         now = time.monotonic()
         if now >= end:
             break
-        due = min(int((now - t0) * rate), int(seconds * rate))
+        if not measuring and now >= t0:
+            measuring = True
+            if tailer:
+                tailer.since = now_wall()
+        due = min(int((now - t_warm) * rate), n_warm + int(seconds * rate))
         while n < due:
             try:
-                produce(topic, pack(now_wall()) + pool[n % npool][8:], partition=n % partitions)
+                if n < n_warm:
+                    produce(topic, pack(now_wall()) + pool[n % npool][8:], partition=n % partitions,
+                            on_delivery=warm)
+                else:
+                    produce(topic, pack(now_wall()) + pool[n % npool][8:], partition=n % partitions)
                 n += 1
             except BufferError:
                 behind += 1
@@ -216,8 +238,10 @@ def produce_at_rate(bootstrap: str, topic: str, partitions: int, mb_per_s: float
     left = p.flush(drain_timeout)
     t_end = time.monotonic()
     ok = len(d.lat)
+    n -= n_warm
     out = {
-        "offered_mb_per_s": mb_per_s, "sent": n, "delivered": ok, "errors": d.errors, "undelivered": left,
+        "offered_mb_per_s": mb_per_s, "warmup_s": warmup_s, "warmup_errors": warm.errors,
+        "sent": n, "delivered": ok, "errors": d.errors, "undelivered": left,
         "first_error": d.first_error, "buffer_full_events": behind,
         "seconds": round(t_end - t0, 3), "send_seconds": round(t_sent - t0, 3),
         "msgs_per_s": round(ok / (t_sent - t0), 1), "mb_per_s": round(ok * MSG_BYTES / (t_sent - t0) / 1e6, 2),
@@ -226,7 +250,7 @@ def produce_at_rate(bootstrap: str, topic: str, partitions: int, mb_per_s: float
     }
     if tailer:
         deadline = time.monotonic() + 30
-        while tailer.count < ok and time.monotonic() < deadline:
+        while tailer.count < ok + len(warm.lat) and time.monotonic() < deadline:
             time.sleep(0.05)
         tailer.stop()
         out["consumed"] = tailer.count

@@ -62,10 +62,10 @@ KiB, MiB = 1024, 1024 * 1024
 PROFILES = {
     "full": dict(produce_s=30, backlog_bytes=1e9, topup_max_s=120, steady_s=30, steady_mb=10,
                  parts=[1, 12, 100, 1000], parts_s=15, parts_mb=10,
-                 raw_sizes=[256 * KiB, 1 * MiB, 4 * MiB], raw_s=5, raw_conc=12, profile_s=20, soak_s=300),
+                 raw_sizes=[256 * KiB, 1 * MiB, 4 * MiB], raw_s=5, raw_conc=12, profile_s=20, soak_s=300, warmup_s=3),
     "quick": dict(produce_s=8, backlog_bytes=1e8, topup_max_s=40, steady_s=10, steady_mb=10,
                   parts=[1, 12, 100], parts_s=6, parts_mb=10,
-                  raw_sizes=[256 * KiB, 1 * MiB, 4 * MiB], raw_s=2, raw_conc=12, profile_s=8, soak_s=0),
+                  raw_sizes=[256 * KiB, 1 * MiB, 4 * MiB], raw_s=2, raw_conc=12, profile_s=8, soak_s=0, warmup_s=2),
 }
 PARTITIONS = 12
 
@@ -270,7 +270,7 @@ def run_broker_scenarios(target: Target, stack: LocalStack, cfg: dict, *, scale:
         t2 = f"{tag}-steady"
         create_topic(target.bootstrap, t2, PARTITIONS)
         return measure(target, stack, produce_at_rate, target.bootstrap, t2, PARTITIONS, cfg["steady_mb"],
-                       cfg["steady_s"], tail=True)
+                       cfg["steady_s"], tail=True, warmup_s=cfg["warmup_s"])
 
     r["steady"] = _guard(f"{tag} steady", s2)
     note_peak()
@@ -300,7 +300,8 @@ def run_broker_scenarios(target: Target, stack: LocalStack, cfg: dict, *, scale:
             def s4(p=p):
                 tp = f"{tag}-parts-{p}"
                 create_s = create_topic(target.bootstrap, tp, p, timeout=180)
-                res = measure(target, stack, produce_at_rate, target.bootstrap, tp, p, cfg["parts_mb"], cfg["parts_s"])
+                res = measure(target, stack, produce_at_rate, target.bootstrap, tp, p, cfg["parts_mb"], cfg["parts_s"],
+                              warmup_s=cfg["warmup_s"])
                 res["partitions"] = p
                 res["create_topic_s"] = round(create_s, 2)
                 return res
@@ -327,7 +328,7 @@ def soak(target: Target, stack: LocalStack, cfg: dict, seconds: float) -> dict:
     sampler.start()
     try:
         res = measure(target, stack, produce_at_rate, target.bootstrap, topic, PARTITIONS, cfg["steady_mb"],
-                      seconds, tail=True)
+                      seconds, tail=True, warmup_s=cfg["warmup_s"])
     finally:
         sampler.stop()
     rss = [(s["t"], s["broker_rss_mb"]) for s in sampler.samples if "broker_rss_mb" in s]

@@ -50,6 +50,7 @@ class Config:
     s3_timeout_s: float = 10.0
     segment_bytes: int = 4 * 1024 * 1024
     flush_interval_ms: int = 50
+    flush_concurrency: int = 4
     index_interval: int = 1000
     cache_bytes: int = 256 * 1024 * 1024
     max_pending_bytes: int = 256 * 1024 * 1024
@@ -90,6 +91,7 @@ OPTIONS: list[Option] = [
     Option("s3_namespace", "KAFSCALE_S3_NAMESPACE", str, "Object key prefix inside the bucket."),
     Option("segment_bytes", "KAFSCALE_SEGMENT_BYTES", int, "Most record bytes in one flushed topic object."),
     Option("flush_interval_ms", "KAFSCALE_FLUSH_INTERVAL_MS", int, "Longest time data waits for a flush."),
+    Option("flush_concurrency", "KAFSCALE_FLUSH_CONCURRENCY", int, "Most flushes of one topic under way at once."),
     Option("cache_bytes", "KAFSCALE_CACHE_BYTES", int, "Size bound of the segment cache."),
     Option("max_pending_bytes", "KAFSCALE_MAX_PENDING_BYTES", int, "Bound of produced data not yet in S3."),
     Option("max_request_bytes", "KAFSCALE_MAX_REQUEST_BYTES", int, "Largest request frame accepted."),
@@ -128,7 +130,7 @@ def validate(cfg: Config) -> None:
             "set both KAFSCALE_ETCD_ENDPOINTS and KAFSCALE_S3_ENDPOINT, or neither for the local default"
         )
     for name in ("segment_bytes", "cache_bytes", "max_pending_bytes", "max_request_bytes", "max_message_bytes",
-                 "default_partitions", "lease_ttl_s"):
+                 "default_partitions", "lease_ttl_s", "flush_concurrency"):
         if getattr(cfg, name) <= 0:
             raise ValueError(f"{name} must be positive")
     if cfg.flush_interval_ms < 0:

@@ -31,6 +31,8 @@ from kafscale.storage.engine import LogManager
 
 log = logging.getLogger(__name__)
 
+CLAIMS_AT_ONCE = 32
+
 
 def broker_order(brokers: list[tuple[int, str | None]]) -> list[int]:
     """Live brokers (id, rack) in placement order: sorted, racks interleaved
@@ -197,18 +199,25 @@ class Membership:
     async def reconcile(self) -> None:
         if self.lease_id is None or self.logs.draining:
             return
+        to_claim = []
         for (topic, p), owner in list(self.assignment_now().items()):
             current = self.logs.owners.get((topic, p))
             if owner == self.broker_id:
-                if current is None:
-                    rec = self.logs.topics.get(topic)
-                    if rec is not None:
-                        try:
-                            await self.logs.claim(rec, p)
-                        except KafkaError as exc:
-                            log.debug("claim of %s-%d failed: %s", topic, p, exc)
+                if current is None and (rec := self.logs.topics.get(topic)) is not None:
+                    to_claim.append((rec, p))
             elif current is not None and current.broker == self.broker_id and owner in self.live:
                 await self.logs.release(topic, p)
+        # Claims are etcd round trips: a new topic's partitions are claimed side by side.
+        for i in range(0, len(to_claim), CLAIMS_AT_ONCE):
+            tasks = [await self.rt.spawn(self._claim, rec, p) for rec, p in to_claim[i:i + CLAIMS_AT_ONCE]]
+            for task in tasks:
+                await task.join()
+
+    async def _claim(self, rec, p: int) -> None:
+        try:
+            await self.logs.claim(rec, p)
+        except KafkaError as exc:
+            log.debug("claim of %s-%d failed: %s", rec.name, p, exc)
 
     def assignment_now(self) -> dict[tuple[str, int], int]:
         self.desired_owner("", 0)

@@ -77,11 +77,14 @@ class Connection:
     """One client connection. Requests are pipelined: each is decoded and handled as soon
     as it arrives (so produces from one client share a flush instead of queueing behind
     each other's S3 round trips), while responses go out strictly in request order.
-    At most MAX_IN_FLIGHT requests are in progress; past that the connection stops
-    reading and TCP pushes back on the client. Offsets are assigned in arrival order:
+    At most MAX_IN_FLIGHT requests, and MAX_IN_FLIGHT_BYTES of them, are in progress
+    (always at least one); past that the connection stops reading and TCP pushes back
+    on the client. The count is high because a client spreading a modest rate over
+    many partitions sends many small requests, each of which waits for a flush. Offsets are assigned in arrival order:
     a handler reaches its append before it first waits on anything."""
 
-    MAX_IN_FLIGHT = 32
+    MAX_IN_FLIGHT = 1024
+    MAX_IN_FLIGHT_BYTES = 64 * 1024 * 1024
 
     def __init__(self, server: KafkaServer, sock: Any, addr: Any) -> None:
         self.server = server
@@ -89,6 +92,8 @@ class Connection:
         self.sock = sock
         self.addr = addr
         self.in_flight = 0
+        self.in_flight_bytes = 0
+        self._room: Any = None  # set when a full connection may read again
         self.tickets = 0
         self.sequencer = Sequencer(server.broker.rt)
         self.stopping = False
@@ -124,7 +129,11 @@ class Connection:
                             frame = decoder.next_frame()
                             if frame is None:
                                 break
+                            if self.in_flight and self.in_flight_bytes + len(frame) > self.MAX_IN_FLIGHT_BYTES:
+                                self._room = curio.Event()
+                                await self._room.wait()
                             self.in_flight += 1
+                            self.in_flight_bytes += len(frame)
                             ticket, self.tickets = self.tickets, self.tickets + 1
                             await queue.put(await curio.spawn(self._handle, frame, ticket, daemon=True))
                 except (DecodeError, CloseConnection) as exc:
@@ -146,6 +155,10 @@ class Connection:
         finally:
             await self.sequencer.done(ticket)  # (a no-op when the handler passed it already)
             self.in_flight -= 1
+            self.in_flight_bytes -= len(frame)
+            if self._room is not None:
+                room, self._room = self._room, None
+                await room.set()
 
     async def _send_in_order(self, queue: Any) -> None:
         """Send each response in request order; after a request that must close the

@@ -119,6 +119,8 @@ class LogManager:
             await queue.get()
             try:
                 await self.refresh_topics()
+                if self.on_owners_changed:  # new partitions to claim, or gone ones
+                    await self.on_owners_changed()
             except Exception as exc:  # noqa: BLE001 - keep watching; the next event retries
                 log.warning("topic refresh failed: %s", exc)
 

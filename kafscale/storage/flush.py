@@ -15,9 +15,11 @@ byte position) and new high watermark. Appends are answered after that commit.
                                         │ commit (per partition: compare owner + state)
                                         └▶ answer / fail each partition's appends
 
-At most one flush per topic is in flight; what arrives meanwhile is taken by the next
-one (group commit), so under load objects grow instead of multiplying: S3 PUTs and
-etcd transactions per MB stay flat however many partitions the load is spread over.
+While a flush is under way, what arrives waits for the next one (group commit), so
+under load objects grow instead of multiplying: S3 PUTs and etcd transactions per MB
+stay flat however many partitions the load is spread over. Only when a whole object's
+worth is waiting do more flushes start side by side (flush.concurrency), their
+commits still landing in order.
 
 Failures stay per partition: a failed PUT fails every partition in the object, a
 failed compare (fenced, or the state moved) fails only that partition. Failing a
@@ -69,35 +71,44 @@ class _Part:
 
 
 class TopicFlusher:
+    """Flushes of one topic's partitions. One flush starts as soon as there is pending
+    data and none is under way; more start side by side (up to flush.concurrency) only
+    while a whole object's worth (segment.bytes) is pending, i.e. when S3 round trips,
+    not arrivals, limit the rate. Flushes commit strictly in the order they were taken,
+    each partition's commit comparing the state the flush before it will leave."""
+
     def __init__(self, mgr: "LogManager", topic: TopicRecord) -> None:
         self.mgr = mgr
         self.rt = mgr.rt
         self.topic = topic
         self.dirty: dict[int, PartitionLog] = {}  # partitions with pending data, in turn order
-        self.running = False
+        self.pending_bytes = 0  # of the dirty partitions, not yet taken
+        self.in_flight = 0
+        self._last_commit = None  # event set when the newest flush under way has committed
+
+    @property
+    def running(self) -> bool:
+        return self.in_flight > 0 or bool(self.dirty)
 
     async def kick(self, plog: PartitionLog) -> None:
-        """``plog`` has pending data: make sure a flush will take it."""
+        """``plog`` has pending data (staging made it dirty): make sure a flush will
+        take it. A request stages all its partitions before it kicks, so the first
+        flush already carries every one of them."""
         self.dirty.setdefault(plog.partition, plog)
-        if not self.running:
-            self.running = True
-            await self.rt.spawn(self._run)
+        await self._pump()
 
-    async def _run(self) -> None:
-        try:
-            while True:
-                parts, orphans = self._take()
-                for plog in orphans:
-                    await plog._fail([], NotLeader(f"{plog.name}-{plog.partition}: ownership lost"))
-                if not parts:
-                    break
-                try:
-                    await self._flush(parts)
-                finally:
-                    for part in parts:
-                        part.plog._flushing = False
-        finally:
-            self.running = False
+    async def _pump(self) -> None:
+        config = self.mgr.config
+        while self.dirty and (self.in_flight == 0 or self.in_flight < config.flush_concurrency
+                              and self.pending_bytes >= config.segment_bytes):
+            parts, orphans = self._take()
+            for plog in orphans:
+                await plog._fail([], NotLeader(f"{plog.name}-{plog.partition}: ownership lost"))
+            if not parts:
+                continue
+            self.in_flight += 1
+            before, self._last_commit = self._last_commit, self.rt.event()
+            await self.rt.spawn(self._flush, parts, before, self._last_commit)
 
     def _take(self) -> tuple[list[_Part], list[PartitionLog]]:
         """Pending data of the dirty partitions, up to segment.bytes in all (at least one
@@ -115,16 +126,35 @@ class TopicFlusher:
             chunks, waiters, taken, max_ts = plog.take(limit - size, at_least_one=not parts)
             if not chunks:
                 break
-            plog._flushing = True
-            parts.append(_Part(plog, chunks, waiters, taken, max_ts, plog.leader, plog.leader_raw,
-                               plog.state, plog.state_raw))
+            state, state_raw = plog.base_state()
+            part = _Part(plog, chunks, waiters, taken, max_ts, plog.leader, plog.leader_raw, state, state_raw)
+            base, last = waiters[0].base, waiters[-1].end - 1
+            if base == state.hw:
+                producers = state.producers
+                if any(w.producer for w in waiters):
+                    producers = _with_batches(producers, waiters)
+                part.new_state = PartitionState(last + 1, state.log_start, producers)
+                part.new_raw = part.new_state.encode()
+                plog._tail = (part.new_state, part.new_raw)
+            plog._in_flight += 1
+            parts.append(part)
             size += taken
             del self.dirty[p]
             if plog._pending:
                 self.dirty[p] = plog  # back of the line
         return parts, orphans
 
-    async def _flush(self, parts: list[_Part]) -> None:
+    async def _flush(self, parts: list[_Part], before, committed) -> None:
+        try:
+            await self._flush_parts(parts, before)
+        finally:
+            for part in parts:
+                part.plog._in_flight -= 1
+            self.in_flight -= 1
+            await committed.set()
+            await self._pump()
+
+    async def _flush_parts(self, parts: list[_Part], before) -> None:
         mgr = self.mgr
         key = mgr.object_key(self.topic)
         now_ms = int(time.time() * 1000)
@@ -133,7 +163,7 @@ class TopicFlusher:
         ready: list[_Part] = []
         for part in parts:
             base, last = part.waiters[0].base, part.waiters[-1].end - 1
-            if base != part.state.hw or part.leader_raw is None or part.leader is None:
+            if part.new_state is None or part.leader_raw is None or part.leader is None:
                 part.outcome = CommitConflict(f"{part.plog.name}-{part.plog.partition}: "
                                               f"flush at {base} but hw is {part.state.hw}")
                 continue
@@ -141,11 +171,6 @@ class TopicFlusher:
             seg_size = len(header) + part.size + len(footer)
             part.ref = SegmentRef(key, base, last, last - base + 1, seg_size, part.max_ts, part.leader.epoch,
                                   now_ms, pos)
-            producers = part.state.producers
-            if any(w.producer for w in part.waiters):
-                producers = _with_batches(producers, part.waiters)
-            part.new_state = PartitionState(last + 1, part.state.log_start, producers)
-            part.new_raw = part.new_state.encode()
             pieces.append(header)
             pieces += part.chunks
             pieces.append(footer)
@@ -156,11 +181,23 @@ class TopicFlusher:
             pieces.append(fmt.encode_directory([(p.plog.partition, p.ref.pos, p.ref.size) for p in ready]))
             data = b"".join(pieces)
             try:
+                t0 = self.rt.monotonic()
                 await self.rt.run_in_thread(mgr.objects.put, key, data)
+                mgr.stats["s3_put_seconds"] += self.rt.monotonic() - t0
                 mgr.stats["s3_puts"] += 1
                 mgr.stats["objects_flushed"] += 1
-                await self._commit(ready)
             except Exception as exc:  # noqa: BLE001 - every failure fails the appends, never the broker
+                for part in ready:
+                    part.outcome = exc
+                ready = []
+        if before is not None:
+            await before.wait()  # commits land in the order the flushes were taken
+        if ready:
+            try:
+                t0 = self.rt.monotonic()
+                await self._commit(ready)
+                mgr.stats["etcd_commit_seconds"] += self.rt.monotonic() - t0
+            except Exception as exc:  # noqa: BLE001
                 for part in ready:
                     part.outcome = exc
         view = memoryview(data)

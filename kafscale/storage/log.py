@@ -100,7 +100,15 @@ class PartitionLog:
         self._pending_since = 0.0
         self.producers: dict[str, list] = {}  # committed table plus pending batches
         self._producer_waiters: dict[tuple[int, int], _Waiter] = {}
-        self._flushing = False
+        self._in_flight = 0  # flushes under way that carry appends of this partition
+        # The state the last flush under way will commit (None when none is): the next
+        # flush of this partition commits against it, since it lands right after.
+        self._tail: tuple[PartitionState, bytes] | None = None
+        self.flusher = mgr.flusher(topic)
+
+    @property
+    def _flushing(self) -> bool:
+        return self._in_flight > 0
 
     def __repr__(self) -> str:
         return f"PartitionLog({self.name}-{self.partition}, hw={self.hw}, epoch={self.epoch})"
@@ -255,6 +263,8 @@ class PartitionLog:
         self._pending_bytes += len(batches)
         self._pending_max_ts = max(self._pending_max_ts, max_ts)
         self.mgr.pending_bytes += len(batches)
+        self.flusher.pending_bytes += len(batches)
+        self.flusher.dirty.setdefault(self.partition, self)
         return waiter
 
     async def committed(self, staged: "_Waiter | int", timeout: float) -> int:
@@ -302,7 +312,7 @@ class PartitionLog:
     async def kick(self) -> None:
         """Make sure a flush of this topic will take what is pending here."""
         if self._pending:
-            await self.mgr.flusher(self.topic).kick(self)
+            await self.flusher.kick(self)
 
     def take(self, limit: int, at_least_one: bool) -> tuple[list[bytearray], list[_Waiter], int, int]:
         """Pending appends up to ``limit`` bytes, for a flush: (chunks, their waiters,
@@ -317,16 +327,23 @@ class PartitionLog:
         del self._pending_waiters[:n]
         max_ts = self._pending_max_ts
         self._pending_bytes -= size  # (the manager's count drops when the flush ends)
+        self.flusher.pending_bytes -= size
         if not self._pending:
             self._pending_max_ts = -1
         else:
             self._pending_since = self.rt.monotonic()
         return chunks, waiters, size, max_ts
 
+    def base_state(self) -> tuple[PartitionState, bytes | None]:
+        """What the next flush of this partition commits against."""
+        return self._tail if self._tail is not None else (self.state, self.state_raw)
+
     async def _committed(self, waiters: list[_Waiter], ref: SegmentRef, state: PartitionState,
                          state_raw: bytes, segment: memoryview) -> None:
         """A flush committed ``ref``: move the high watermark and answer its appends."""
         self.state, self.state_raw = state, state_raw
+        if self._tail is not None and self._tail[1] is state_raw:
+            self._tail = None  # (the last flush under way landed)
         self.segments.append(ref)
         self._bases.append(ref.base)
         self.mgr.cache.put(ref.cache_key, segment)
@@ -352,6 +369,8 @@ class PartitionLog:
         # Everything behind the failed flush had offsets assigned after it: fail it too.
         waiters = waiters + self._pending_waiters
         self.mgr.pending_bytes -= self._pending_bytes
+        self.flusher.pending_bytes -= self._pending_bytes
+        self._tail = None  # flushes still under way behind this one fail their compare
         self._pending, self._pending_waiters = [], []
         self._pending_bytes, self._pending_max_ts = 0, -1
         self.next_offset = self.state.hw

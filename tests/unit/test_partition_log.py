@@ -28,12 +28,16 @@ class DictObjects:
     def __init__(self) -> None:
         self.objects: dict[str, bytes] = {}
         self.fail = False
+        self.fail_next = 0  # fail this many PUTs, then succeed
         self.puts = 0
         self.gate = threading.Event()  # PUTs wait until it is set (they run on threads)
         self.gate.set()
 
     def put(self, key: str, data) -> None:
         self.gate.wait(30)
+        if self.fail_next > 0:
+            self.fail_next -= 1
+            raise ObjectStoreError("S3 dropped this PUT")
         if self.fail:
             raise ObjectStoreError("S3 is down")
         self.puts += 1
@@ -404,5 +408,67 @@ def test_segments_of_the_one_object_per_segment_layout_stay_readable(env):
         cluster.commit_segment("t", 0, leader_raw, None, ref, PartitionState(4, 0))
         plog = await mgr.partition_log("t", 0)
         assert [r.value for r in await read_all(plog)] == [f"old{i}".encode() for i in range(4)]
+        await mgr.stop()
+    run(main)
+
+
+def test_flushes_run_side_by_side_when_an_object_is_waiting_and_commit_in_order(env):
+    store, objects, cluster, cfg = env
+    cfg.segment_bytes = 200
+    cfg.flush_concurrency = 3
+
+    async def main():
+        mgr = await _manager(env)
+        await mgr.create_topic("t", 2)
+        for p in range(2):
+            await mgr.owned_log("t", p)
+        flusher = mgr.flushers[mgr.topic("t").id]
+        objects.gate.clear()
+        staged = []
+        for i in range(12):
+            staged += await _stage_all(mgr, "t", [0, 1], n=1, tag=f"r{i}-")
+        assert flusher.in_flight == 3  # the most allowed, each with a full object
+        seen = flusher.in_flight
+        objects.gate.set()
+        bases = [await plog.committed(w, 5.0) for plog, w in staged]
+        assert bases == [i // 2 for i in range(24)]
+        assert seen == 3 and flusher.in_flight == 0 and not flusher.dirty
+        fresh = await _manager(env)
+        for p in range(2):
+            plog = await fresh.partition_log("t", p)
+            assert [r.value for r in await read_all(plog)] == [f"r{i}-{p}-0".encode() for i in range(12)]
+            assert [s.base for s in plog.segments] == sorted(s.base for s in plog.segments)
+        await mgr.stop()
+        await fresh.stop()
+    run(main)
+
+
+def test_a_failed_flush_fails_the_flushes_behind_it_and_leaves_no_gap(env):
+    store, objects, cluster, cfg = env
+    cfg.segment_bytes = 200
+    cfg.flush_concurrency = 3
+
+    async def main():
+        mgr = await _manager(env)
+        await mgr.create_topic("t", 1)
+        plog = await mgr.owned_log("t", 0)
+        objects.gate.clear()
+        objects.fail_next = 1  # the first flush's PUT fails; later ones were taken behind it
+        staged = []
+        for i in range(8):
+            staged += await _stage_all(mgr, "t", [0], n=1, tag=f"f{i}-")
+        objects.gate.set()
+        codes = []
+        for p, w in staged:
+            try:
+                await p.committed(w, 5.0)
+                codes.append(0)
+            except KafkaError as exc:
+                codes.append(exc.code)
+        assert codes[0] == ErrorCode.KAFKA_STORAGE_ERROR
+        # whatever was acknowledged is contiguous from 0, and the log goes on from there
+        assert codes == sorted(codes, key=lambda c: c == 0)  # no success after a failure
+        assert await _append(plog, 1, "next") == plog.hw - 1
+        assert [r.value for r in await read_all(plog)] == [b"next0"]
         await mgr.stop()
     run(main)
