@@ -154,7 +154,7 @@ class Tailer(threading.Thread):
         self.lat = array("d")
         self.count = 0
         self.errors = 0
-        self.since = 0.0  # wall time: messages sent before it (the warm-up) are not recorded
+        self.since = float("inf")  # wall time: only messages sent from then on are recorded
         self._halt = threading.Event()
 
     def run(self) -> None:

@@ -49,11 +49,16 @@ class Sequencer:
         self.rt = rt
         self.next = 0
         self._passed: set[int] = set()
-        self._event = rt.event()
+        self._waiting: dict[int, Any] = {}  # ticket -> its event (set when its turn comes)
 
     async def wait_turn(self, ticket: int) -> None:
+        # One event per waiting ticket: a connection may have a thousand requests in
+        # progress, and waking them all on every turn would cost O(n) each time.
         while ticket > self.next:
-            await self._event.wait()
+            event = self._waiting.get(ticket)
+            if event is None:
+                event = self._waiting[ticket] = self.rt.event()
+            await event.wait()
 
     async def done(self, ticket: int) -> None:
         if ticket < self.next:
@@ -65,8 +70,9 @@ class Sequencer:
             self.next += 1
             moved = True
         if moved:
-            ev, self._event = self._event, self.rt.event()
-            await ev.set()
+            event = self._waiting.pop(self.next, None)
+            if event is not None:
+                await event.set()
 
 
 @dataclass

@@ -482,17 +482,18 @@ class LogManager:
         await self.rt.spawn(load)
 
     async def read_segment_range(self, seg: SegmentRef, offset: int, max_bytes: int,
-                                 allow_oversize: bool = True) -> memoryview:
+                                 allow_oversize: bool = True) -> tuple[memoryview, bool]:
         """Whole batches of ``seg`` from the one holding ``offset``, within ``max_bytes``
-        (but at least one batch when ``allow_oversize``, as Kafka's KIP-74)."""
+        (but at least one batch when ``allow_oversize``, as Kafka's KIP-74), and whether
+        they run to the end of the segment."""
         # (a segment inside a topic object is read whole: it has no index object)
         if seg.size <= WHOLE_READ_LIMIT or seg.pos >= 0 or self.cache.get(seg.cache_key) is not None:
             data = await self.segment_bytes(seg)
             view = memoryview(data)[:len(data) - fmt.FOOTER_SIZE]
             begin, end = _fast.scan_batches(view, fmt.HEADER_SIZE, offset, max_bytes)
             if not allow_oversize and end - begin > max_bytes:
-                return view[begin:begin]
-            return view[begin:end]
+                return view[begin:begin], False
+            return view[begin:end], end == len(view)
         # A large segment: find the batch through the index, then read a byte range.
         index = fmt.parse_index(await self.rt.run_in_thread(self.objects.get, seg.key + ".index"))
         pos = fmt.index_lookup(index, offset)
@@ -504,7 +505,7 @@ class LogManager:
             self.stats["s3_range_gets"] += 1
             begin, end = _fast.scan_batches(chunk, 0, offset, max_bytes)
             if end > begin or pos + length >= body_end:
-                return memoryview(chunk)[begin:end]
+                return memoryview(chunk)[begin:end], pos + end >= body_end
             # A single batch larger than what we read: read again, wide enough for it.
             want = max(want * 2, 1 << 20)
 

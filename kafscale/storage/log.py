@@ -422,15 +422,16 @@ class PartitionLog:
         # segments up to max_bytes, but only through cached ones once it has data: it
         # never waits on S3 for more than the first segment it needs. The next segment
         # is fetched ahead for sequential consumers.
-        records = await self.mgr.read_segment_range(seg, offset, max_bytes)
+        records, whole = await self.mgr.read_segment_range(seg, offset, max_bytes)
         chunks, size = [records], len(records)
         i = bisect.bisect_right(self._bases, seg.base)
-        while i < len(self.segments) and size < max_bytes and self.segments[i].base < hw:
+        # Only a read that took the rest of a segment may go on into the next one.
+        while whole and i < len(self.segments) and size < max_bytes and self.segments[i].base < hw:
             nxt = self.segments[i]
             if not self.mgr.is_cached(nxt):
                 await self.mgr.read_ahead(nxt)
                 break
-            more = await self.mgr.read_segment_range(nxt, nxt.base, max_bytes - size, allow_oversize=False)
+            more, whole = await self.mgr.read_segment_range(nxt, nxt.base, max_bytes - size, allow_oversize=False)
             if not len(more):
                 break
             chunks.append(more)

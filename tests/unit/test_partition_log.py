@@ -472,3 +472,31 @@ def test_a_failed_flush_fails_the_flushes_behind_it_and_leaves_no_gap(env):
         assert [r.value for r in await read_all(plog)] == [b"next0"]
         await mgr.stop()
     run(main)
+
+
+def test_a_read_cut_short_inside_a_segment_never_skips_to_the_next_one(env):
+    """A fetch whose byte limit ends inside a segment must not go on with the next
+    (cached) segment: that would serve a gap."""
+    store, objects, cluster, cfg = env
+
+    async def main():
+        mgr, plog = await _owned(env)
+        for s, size in ((0, 10), (1, 1)):  # two segments of four batches, both in the cache
+            staged = []
+            for b in range(4):
+                buf = batch(size, f"s{s}b{b}-")
+                _st, _n, offsets, max_ts, _big = _fast.walk_batches(buf)
+                staged.append(plog.stage(buf, offsets, max_ts))
+            await plog.kick()
+            for w in staged:
+                await plog.committed(w, 5.0)
+        assert [(s.base, s.last) for s in plog.segments] == [(0, 39), (40, 43)]
+        big, small = len(batch(10, "s0b0-")), len(batch(1, "s1b0-"))
+        for limit in (big, big + small, 2 * big + 2 * small, 3 * big + small):
+            offsets = [r.offset for r in decode_records((await plog.read(0, limit)).records)]
+            assert offsets == list(range(len(offsets))), (limit, offsets)
+        # a read that takes the whole first segment does continue into the next
+        offsets = [r.offset for r in decode_records((await plog.read(0, 1 << 20)).records)]
+        assert offsets == list(range(44))
+        await mgr.stop()
+    run(main)
