@@ -7,6 +7,8 @@ extensions = [
     Extension(
         "kafscale._fast._kernels",
         ["kafscale/_fast/_kernels.pyx"],
+        include_dirs=["kafscale/_fast"],
+        depends=["kafscale/_fast/crc32c_hw.h"],
         extra_compile_args=["-O3"],
     ),
 ]

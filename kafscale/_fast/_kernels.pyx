@@ -66,7 +66,33 @@ cdef inline uint32_t _le32(const unsigned char* p) noexcept nogil:
     return (<uint32_t>p[0]) | (<uint32_t>p[1] << 8) | (<uint32_t>p[2] << 16) | (<uint32_t>p[3] << 24)
 
 
-cdef uint32_t _crc_update(uint32_t crc, const unsigned char* p, Py_ssize_t n) noexcept nogil:
+cdef extern from "crc32c_hw.h":
+    uint32_t ks_crc32c_hw(uint32_t crc, const unsigned char* p, size_t n) noexcept nogil
+    int ks_crc32c_hw_available() noexcept
+
+
+cdef bint _HW_CRC = ks_crc32c_hw_available() != 0
+
+
+def crc32c_implementation():
+    """Which CRC-32C the kernels use: "sse4.2" (the CPU's crc32 instruction) or "table"."""
+    return "sse4.2" if _HW_CRC else "table"
+
+
+def crc32c_table(const unsigned char[::1] buf, uint32_t crc=0):
+    """CRC-32C by the slicing-by-8 tables whatever the CPU (for tests and benchmarks)."""
+    if buf.shape[0] == 0:
+        return crc
+    return _crc_table(crc, &buf[0], buf.shape[0])
+
+
+cdef inline uint32_t _crc_update(uint32_t crc, const unsigned char* p, Py_ssize_t n) noexcept nogil:
+    if _HW_CRC:
+        return ks_crc32c_hw(crc, p, <size_t>n)
+    return _crc_table(crc, p, n)
+
+
+cdef uint32_t _crc_table(uint32_t crc, const unsigned char* p, Py_ssize_t n) noexcept nogil:
     """Slicing-by-8 CRC-32C; ``crc`` is a finished value (pre/post inversion inside)."""
     cdef uint32_t c = crc ^ 0xFFFFFFFFu
     cdef uint32_t hi

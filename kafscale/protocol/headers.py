@@ -144,7 +144,7 @@ def decode_request(frame: Buffer) -> tuple[RequestHeader, Message]:
     return header, request
 
 
-def encode_response(header: RequestHeader | tuple[int, int, int], response: Message) -> bytes:
+def encode_response(header: RequestHeader | tuple[int, int, int], response: Message) -> bytearray:
     """The full response frame, size prefix included.
 
     ``header`` is the request's RequestHeader or ``(api_key, api_version, correlation_id)``.
@@ -159,7 +159,7 @@ def encode_response(header: RequestHeader | tuple[int, int, int], response: Mess
         out.append(0)  # no tagged fields in the header
     response.encode_into(out, api_version)  # type: ignore[attr-defined]
     _SIZE_CORR.pack_into(out, 0, len(out) - 4, correlation_id)
-    return bytes(out)
+    return out  # (not bytes(out): a fetch response can be many megabytes to copy again)
 
 
 def encode_request_header(out: bytearray, api_key: int, api_version: int, correlation_id: int,

@@ -448,21 +448,28 @@ class LogManager:
         done = self.rt.event()
         self._inflight_reads[key] = done
         try:
-            if seg.pos >= 0:
-                data = await self.rt.run_in_thread(self.objects.get, seg.key, seg.pos, seg.size)
-            else:
-                data = await self.rt.run_in_thread(self.objects.get, seg.object_key)
+            data, problem = await self.rt.run_in_thread(self._get_segment, seg)
             self.stats["s3_gets"] += 1
-            try:
-                fmt.parse_segment(data, verify=True)
-            except ValueError as exc:
-                log.error("corrupt segment object %s: %s", key, exc)
-                raise KafkaError(f"corrupt segment {key}: {exc}", code=ErrorCode.CORRUPT_MESSAGE) from None
+            if problem is not None:
+                log.error("corrupt segment object %s: %s", key, problem)
+                raise KafkaError(f"corrupt segment {key}: {problem}", code=ErrorCode.CORRUPT_MESSAGE)
             self.cache.put(key, data)
             return data
         finally:
             del self._inflight_reads[key]
             await done.set()
+
+    def _get_segment(self, seg: SegmentRef) -> tuple[bytes, ValueError | None]:
+        """GET a segment and check its CRC, on a worker thread (neither blocks the loop)."""
+        if seg.pos >= 0:
+            data = self.objects.get(seg.key, seg.pos, seg.size)
+        else:
+            data = self.objects.get(seg.object_key)
+        try:
+            fmt.parse_segment(data, verify=True)
+        except ValueError as exc:
+            return data, exc
+        return data, None
 
     def is_cached(self, seg: SegmentRef) -> bool:
         return seg.cache_key in self.cache

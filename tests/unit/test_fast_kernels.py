@@ -117,6 +117,23 @@ def test_crc32c_large_matches_reference():
         assert _kernels.crc32c(data) == reference_crc32c.crc32c(data)
 
 
+@pytest.mark.skipif(_kernels is None, reason="compiled kernels not built")
+@given(data=st.binary(max_size=2000), shift=st.integers(0, 7), seed=st.integers(0, 2**32 - 1))
+def test_crc32c_instruction_and_tables_agree(data, shift, seed):
+    """On x86-64 the kernels use the CPU's crc32 instruction; the table path stays for
+    other CPUs. Both must give the reference value at every alignment."""
+    view = memoryview(data)[min(shift, len(data)):]
+    expected = reference_crc32c.crc32c(bytes(view), seed)
+    assert _kernels.crc32c(view, seed) == _kernels.crc32c_table(view, seed) == expected
+
+
+def test_crc32c_uses_the_instruction_where_the_cpu_has_it():
+    if _kernels is None:
+        pytest.skip("compiled kernels not built")
+    has_sse42 = "sse4_2" in open("/proc/cpuinfo").read() if os.path.exists("/proc/cpuinfo") else False
+    assert _kernels.crc32c_implementation() == ("sse4.2" if has_sse42 and os.uname().machine == "x86_64" else "table")
+
+
 @BOTH
 @given(a=st.binary(max_size=300), b=st.binary(max_size=300))
 def test_crc32c_properties(k, a, b):
