@@ -62,10 +62,10 @@ KiB, MiB = 1024, 1024 * 1024
 PROFILES = {
     "full": dict(produce_s=30, backlog_bytes=1e9, topup_max_s=120, steady_s=30, steady_mb=10,
                  parts=[1, 12, 100, 1000], parts_s=15, parts_mb=10,
-                 raw_sizes=[256 * KiB, 1 * MiB, 4 * MiB], raw_s=5, raw_conc=12, profile_s=20, soak_s=300, warmup_s=3),
+                 raw_sizes=[256 * KiB, 1 * MiB, 4 * MiB], raw_s=5, raw_conc=12, profile_s=20, soak_s=300, warmup_s=3, stall_s=15),
     "quick": dict(produce_s=8, backlog_bytes=1e8, topup_max_s=40, steady_s=10, steady_mb=10,
                   parts=[1, 12, 100], parts_s=6, parts_mb=10,
-                  raw_sizes=[256 * KiB, 1 * MiB, 4 * MiB], raw_s=2, raw_conc=12, profile_s=8, soak_s=0, warmup_s=2),
+                  raw_sizes=[256 * KiB, 1 * MiB, 4 * MiB], raw_s=2, raw_conc=12, profile_s=8, soak_s=0, warmup_s=2, stall_s=6),
 }
 PARTITIONS = 12
 
@@ -164,7 +164,7 @@ class Meter:
         self.etcd_url = f"http://{stack.etcd_endpoints}/metrics"
 
     def _s3_pid(self):
-        return getattr(getattr(self.stack, "_s3", None), "pid", None)
+        return stack_s3_pid(self.stack)
 
     def snap(self) -> dict:
         t = os.times()
@@ -212,6 +212,10 @@ class Meter:
 
 
 def measure(target: Target, stack: LocalStack, fn, *a, **kw) -> dict:
+    # The scenario before may have left a gigabyte of dirty pages; written back during
+    # this one, they stall etcd's and SeaweedFS's fsyncs on this one-disk machine for
+    # hundreds of ms. Each scenario starts with that debt paid (for every broker alike).
+    os.sync()
     meter = Meter(target, stack)
     s0 = meter.snap()
     res = fn(*a, **kw)
@@ -222,7 +226,8 @@ def measure(target: Target, stack: LocalStack, fn, *a, **kw) -> dict:
 
 
 def run_broker_scenarios(target: Target, stack: LocalStack, cfg: dict, *, scale: bool,
-                         count_s3=None, profile_dir: pathlib.Path | None = None, soak_s: float = 0) -> dict:
+                         count_s3=None, profile_dir: pathlib.Path | None = None, soak_s: float = 0,
+                         stall_s: float = 0, s3_pid: int | None = None) -> dict:
     """Scenarios 1-3 (and 4 when ``scale``) against a started target."""
     r: dict = {}
     tag = target.name
@@ -311,6 +316,16 @@ def run_broker_scenarios(target: Target, stack: LocalStack, cfg: dict, *, scale:
             r["partitions"].append(res)
             note_peak()
             _report_line(tag, f"parts={p}", res)
+    # a stalled S3 server under flat-out produce: memory stays bounded, producers wait
+    if stall_s and s3_pid is not None:
+        say(f"{tag}: S3 stalled (SIGSTOP) for {stall_s} s under flat-out produce")
+        r["s3_stall"] = _guard(f"{tag} S3 stall", s3_stall, target, s3_pid, stall_s)
+        note_peak()
+        st = r["s3_stall"]
+        if "error" not in st:
+            say(f"{tag} S3 stall: RSS {st['rss_before_mb']} MB before, peak {st['rss_peak_during_mb']} MB during; "
+                f"{st['delivered']} delivered, {st['errors']} errors ({st['first_error']}), "
+                f"broker alive: {st['broker_alive']}")
     # memory over a long steady run (full mode): RSS sampled every 2 s
     if soak_s:
         say(f"{tag}: soak, {cfg['steady_mb']} MB/s with a tailing consumer for {soak_s} s (RSS sampled)")
@@ -319,6 +334,46 @@ def run_broker_scenarios(target: Target, stack: LocalStack, cfg: dict, *, scale:
         _report_line(tag, "soak", r["soak"])
     r["peak_rss_mb"] = round(peak, 1)
     return r
+
+
+def s3_stall(target: Target, s3_pid: int, stall_s: float, lead_s: float = 4.0, tail_s: float = 8.0) -> dict:
+    """Produce flat out; after ``lead_s`` freeze the S3 server (SIGSTOP) for ``stall_s``,
+    then let it go on. The broker must hold memory to its bound (max.pending.bytes plus
+    what is in flight) and make producers wait or fail them retriably; it must not die."""
+    import threading  # noqa: PLC0415
+
+    topic = f"{target.name}-stall"
+    create_topic(target.bootstrap, topic, PARTITIONS)
+    sampler = ProcSampler({"broker": lambda: target.pid}, interval=0.25)
+    out: dict = {}
+    load = threading.Thread(target=lambda: out.update(produce_flat_out(
+        target.bootstrap, topic, PARTITIONS, lead_s + stall_s + tail_s, drain_timeout=120)), daemon=True)
+    sampler.start()
+    load.start()
+    try:
+        time.sleep(lead_s)
+        before = [s["broker_rss_mb"] for s in sampler.samples if "broker_rss_mb" in s]
+        os.kill(s3_pid, signal.SIGSTOP)
+        t_stop = time.monotonic() - sampler._t0
+        try:
+            time.sleep(stall_s)
+        finally:
+            os.kill(s3_pid, signal.SIGCONT)
+        t_cont = time.monotonic() - sampler._t0
+        load.join(lead_s + stall_s + tail_s + 180)
+    finally:
+        sampler.stop()
+    during = [s["broker_rss_mb"] for s in sampler.samples if "broker_rss_mb" in s and t_stop <= s["t"] <= t_cont + 2]
+    return {
+        "stall_s": stall_s, "delivered": out.get("delivered"), "errors": out.get("errors"),
+        "first_error": out.get("first_error"), "undelivered": out.get("undelivered"),
+        "mb_per_s": out.get("mb_per_s"), "latency_ms": out.get("latency_ms"),
+        "rss_before_mb": max(before) if before else None,
+        "rss_peak_during_mb": max(during) if during else None,
+        "broker_alive": target.pid is not None,
+        "rss_timeline_mb": [(s["t"], s["broker_rss_mb"]) for s in sampler.samples if "broker_rss_mb" in s],
+        "stall_window_s": [round(t_stop, 2), round(t_cont, 2)],
+    }
 
 
 def soak(target: Target, stack: LocalStack, cfg: dict, seconds: float) -> dict:
@@ -361,6 +416,10 @@ def _report_line(tag: str, what: str, res: dict) -> None:
     if res.get("errors"):
         bits.append(f"{res['errors']} errors ({res.get('first_error')})")
     say(f"{tag} {what}: " + ", ".join(bits))
+
+
+def stack_s3_pid(stack: LocalStack) -> int | None:
+    return stack.pids["s3"]
 
 
 # --------------------------------------------------------------------------- profiling
@@ -532,6 +591,12 @@ def table(res: dict) -> str:
         row("", "end-to-end p99 ms", _g(k, "soak", "e2e_latency_ms", "p99"), _g(t, "soak", "e2e_latency_ms", "p99"))
         row("", "RSS 1st 5th max MB", _g(k, "soak", "rss_first_fifth_max_mb"), _g(t, "soak", "rss_first_fifth_max_mb"))
         row("", "RSS last 5th max MB", _g(k, "soak", "rss_last_fifth_max_mb"), _g(t, "soak", "rss_last_fifth_max_mb"))
+    if k.get("s3_stall"):
+        row(f"S3 stalled {_g(k, 's3_stall', 'stall_s')} s", "RSS before MB", _g(k, "s3_stall", "rss_before_mb"), None,
+            ratio=False)
+        row("", "RSS peak in stall MB", _g(k, "s3_stall", "rss_peak_during_mb"), None, ratio=False)
+        row("", "delivered / errors", f"{_g(k, 's3_stall', 'delivered')} / {_g(k, 's3_stall', 'errors')}", None,
+            ratio=False)
     row("resources", "peak RSS MB", _g(k, "peak_rss_mb"), _g(t, "peak_rss_mb"))
     lines = []
     w = (22, 20, 12, 12, 8)
@@ -743,7 +808,8 @@ def main() -> int:
                 es.callback(ks.stop)
                 ks.start()
                 res["kafscale"] = run_broker_scenarios(ks, stack, cfg, scale=True, soak_s=soak_s,
-                                                       profile_dir=out_dir if args.profile else None)
+                                                       profile_dir=out_dir if args.profile else None,
+                                                       stall_s=cfg["stall_s"], s3_pid=stack_s3_pid(stack))
                 res["kafscale"]["log"] = str(ks.b.log_path)
                 ks.stop()
 

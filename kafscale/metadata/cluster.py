@@ -55,7 +55,7 @@ class TopicRecord:
                    int(d.get("created_ms", 0)))
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class SegmentRef:
     """One committed segment and the offsets it covers.
 

@@ -48,6 +48,7 @@ log = logging.getLogger(__name__)
 
 PARTITIONS_PER_TXN = MAX_TXN_OPS // 2  # two compares and two puts per partition
 TXN_BYTES = 512 * 1024  # and well under etcd's default 1.5 MiB request limit
+SLOW_S = 0.1  # a PUT or commit slower than this is logged
 
 
 @dataclass
@@ -183,7 +184,10 @@ class TopicFlusher:
             try:
                 t0 = self.rt.monotonic()
                 await self.rt.run_in_thread(mgr.objects.put, key, data)
-                mgr.stats["s3_put_seconds"] += self.rt.monotonic() - t0
+                took = self.rt.monotonic() - t0
+                mgr.stats["s3_put_seconds"] += took
+                if took > SLOW_S:
+                    log.info("slow S3 PUT: %.0f ms for %d bytes (%s)", took * 1000, len(data), key)
                 mgr.stats["s3_puts"] += 1
                 mgr.stats["objects_flushed"] += 1
             except Exception as exc:  # noqa: BLE001 - every failure fails the appends, never the broker
@@ -196,7 +200,11 @@ class TopicFlusher:
             try:
                 t0 = self.rt.monotonic()
                 await self._commit(ready)
-                mgr.stats["etcd_commit_seconds"] += self.rt.monotonic() - t0
+                took = self.rt.monotonic() - t0
+                mgr.stats["etcd_commit_seconds"] += took
+                if took > SLOW_S:
+                    log.info("slow etcd commit: %.0f ms for %d partitions of %s", took * 1000, len(ready),
+                             self.topic.name)
             except Exception as exc:  # noqa: BLE001
                 for part in ready:
                     part.outcome = exc
