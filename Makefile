@@ -4,7 +4,8 @@
 #   make install   .venv with kafscale (editable, Cython extension compiled) + test deps
 #   make run       the broker with its local default stack (etcd + S3 under ./data)
 #   make test      system deps, install, then the whole test suite
-#   make bench     kernel throughput (bench/bench_kernels.py); bench/produce_load.py probes a broker
+#   make bench     Kafscale vs Tansu vs raw S3 on this machine (bench/run.py, ~20 min; docs/performance.md)
+#   make bench-quick   the same, small and short (~2 min);  make bench-kernels  the Cython kernels alone
 #   make clean     build artifacts;  make distclean  also .venv and tests/js/node_modules
 
 SHELL := /bin/bash
@@ -25,7 +26,7 @@ PYTHON ?= $(shell \
 	elif command -v python3 >/dev/null 2>&1 && python3 -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))'; then echo python3; \
 	fi)
 
-.PHONY: help install run test bench clean distclean system-deps
+.PHONY: help install run test bench bench-deps bench-quick bench-kernels clean distclean system-deps
 
 help:
 	@sed -n 's/^#   make /  make /p' $(firstword $(MAKEFILE_LIST))
@@ -60,7 +61,16 @@ test: system-deps install
 	fi; \
 	exit $$rc
 
-bench: install
+bench-deps: install
+	$(VPY) -m pip install --disable-pip-version-check --no-input -q -e '.[test,bench]'
+
+bench: bench-deps
+	$(VPY) bench/run.py $(BENCH_ARGS)
+
+bench-quick: bench-deps
+	$(VPY) bench/run.py --quick $(BENCH_ARGS)
+
+bench-kernels: install
 	$(VPY) bench/bench_kernels.py
 
 clean:

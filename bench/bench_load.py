@@ -90,10 +90,11 @@ def _producer(bootstrap: str, on_delivery, **extra) -> Producer:
 
 
 class _Deliveries:
-    __slots__ = ("lat", "errors", "first_error")
+    __slots__ = ("lat", "at", "errors", "first_error")
 
     def __init__(self) -> None:
         self.lat = array("d")
+        self.at = array("d")  # when each delivery report came (monotonic)
         self.errors = 0
         self.first_error = None
 
@@ -104,6 +105,26 @@ class _Deliveries:
                 self.first_error = str(err)
             return
         self.lat.append(msg.latency())
+        self.at.append(time.monotonic())
+
+
+def window_spread(times, t0: float, t1: float, unit_bytes: int, window: float = 1.0, counts_at=None) -> dict:
+    """Throughput in ``window``-second slices of [t0, t1] (the first and last slice
+    dropped): mean, relative standard deviation and min/max, in MB/s. The run's own
+    estimate of its noise."""
+    n = int((t1 - t0) / window)
+    if n < 4:
+        return {}
+    counts = [0] * n
+    for j, t in enumerate(times):
+        i = int((t - t0) / window)
+        if 0 <= i < n:
+            counts[i] += counts_at[j] if counts_at is not None else 1
+    mbs = [c * unit_bytes / window / 1e6 for c in counts[1:-1]]
+    mean = sum(mbs) / len(mbs)
+    sd = (sum((x - mean) ** 2 for x in mbs) / len(mbs)) ** 0.5
+    return {"windows": len(mbs), "mean_mb_per_s": round(mean, 2), "rsd_pct": round(100 * sd / mean, 1) if mean else None,
+            "min_mb_per_s": round(min(mbs), 2), "max_mb_per_s": round(max(mbs), 2)}
 
 
 def produce_flat_out(bootstrap: str, topic: str, partitions: int, seconds: float,
@@ -139,6 +160,7 @@ def produce_flat_out(bootstrap: str, topic: str, partitions: int, seconds: float
         "msgs_per_s": round(ok / elapsed, 1), "mb_per_s": round(ok * MSG_BYTES / elapsed / 1e6, 2),
         "payload_bytes": ok * MSG_BYTES,
         "latency_ms": percentiles(d.lat), "_lat": d.lat,
+        "per_second": window_spread(d.at, t0, t_sent, MSG_BYTES),
     }
 
 
@@ -275,6 +297,7 @@ def consume_backlog(bootstrap: str, topic: str, partitions: int, max_bytes: floa
         want = int(min(total, max_bytes / MSG_BYTES))
         n = errors = nbytes = 0
         first_msg_s = None
+        marks, got = array("d"), array("q")
         t0 = time.monotonic()
         c.assign([TopicPartition(topic, p, 0) for p in range(partitions)])
         deadline = t0 + timeout
@@ -286,6 +309,9 @@ def consume_backlog(bootstrap: str, topic: str, partitions: int, max_bytes: floa
                     continue
                 n += 1
                 nbytes += len(m)  # (the value's length, without copying it out as m.value() does)
+            if msgs:
+                marks.append(time.monotonic())
+                got.append(len(msgs))
             if first_msg_s is None and msgs:
                 first_msg_s = time.monotonic() - t0
         elapsed = time.monotonic() - t0
@@ -298,6 +324,7 @@ def consume_backlog(bootstrap: str, topic: str, partitions: int, max_bytes: floa
         "msgs_per_s": round(n / elapsed, 1) if elapsed else 0,
         "mb_per_s": round(nbytes / elapsed / 1e6, 2) if elapsed else 0,
         "payload_bytes": nbytes,
+        "per_quarter_second": window_spread(marks, t0, t0 + elapsed, MSG_BYTES, 0.25, got),
     }
 
 

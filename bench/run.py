@@ -562,6 +562,8 @@ def table(res: dict) -> str:
 
     row("1 produce flat-out", "MB/s", _g(k, "produce", "mb_per_s"), _g(t, "produce", "mb_per_s"))
     row("", "msgs/s", _g(k, "produce", "msgs_per_s"), _g(t, "produce", "msgs_per_s"), 0)
+    row("", "noise: 1 s RSD %", _g(k, "produce", "per_second", "rsd_pct"), _g(t, "produce", "per_second", "rsd_pct"),
+        ratio=False)
     for q in ("p50", "p99", "max"):
         row("", f"produce {q} ms", lat(k.get("produce"), "latency_ms").get(q), lat(t.get("produce"), "latency_ms").get(q))
     row("", "broker CPU s/GB", _g(k, "produce", "resources", "broker_cpu_s_per_gb"),
@@ -581,6 +583,10 @@ def table(res: dict) -> str:
         row("", f"end-to-end {q} ms", lat(k.get("steady"), "e2e_latency_ms").get(q),
             lat(t.get("steady"), "e2e_latency_ms").get(q))
     row("3 cold consume", "MB/s", _g(k, "cold_consume", "mb_per_s"), _g(t, "cold_consume", "mb_per_s"))
+    row("", "noise: 1/4 s RSD %", _g(k, "cold_consume", "per_quarter_second", "rsd_pct"),
+        _g(t, "cold_consume", "per_quarter_second", "rsd_pct"), ratio=False)
+    row("", "broker CPU s/GB", _g(k, "cold_consume", "resources", "broker_cpu_s_per_gb"),
+        _g(t, "cold_consume", "resources", "broker_cpu_s_per_gb"))
     row("", "MB read", _nz(_g(k, "cold_consume", "payload_bytes")), _nz(_g(t, "cold_consume", "payload_bytes")), 0,
         ratio=False)
     row("", "restart s", _g(k, "cold_consume", "restart_s"), _g(t, "cold_consume", "restart_s"), 2, ratio=False)

@@ -287,6 +287,15 @@ def test_a_stalled_s3_makes_producers_wait_then_time_out_retriably(env):
     run(main)
 
 
+async def _owned_topic(env, partitions: int):
+    """A manager with topic "t" created and every partition of it claimed."""
+    mgr = await _manager(env)
+    await mgr.create_topic("t", partitions)
+    for p in range(partitions):
+        await mgr.owned_log("t", p)
+    return mgr
+
+
 async def _stage_all(mgr, topic: str, parts, n: int = 2, tag: str = "x"):
     """Stage one append on each of ``parts`` without awaiting in between (as one produce
     request does), then kick the flush; the waiters."""
@@ -305,10 +314,7 @@ def test_partitions_of_a_topic_share_one_object_and_few_commits(env):
     store, objects, cluster, cfg = env
 
     async def main():
-        mgr = await _manager(env)
-        await mgr.create_topic("t", 150)
-        for p in range(150):  # claim them all first: the flush below covers every one
-            await mgr.owned_log("t", p)
+        mgr = await _owned_topic(env, 150)  # all claimed first: the flush below covers every one
         staged = await _stage_all(mgr, "t", range(150))
         assert [await plog.committed(w, 5.0) for plog, w in staged] == [0] * 150
         assert objects.puts == 1
@@ -338,10 +344,7 @@ def test_an_object_holds_at_most_segment_bytes_and_every_partition_gets_its_turn
     cfg.segment_bytes = 300
 
     async def main():
-        mgr = await _manager(env)
-        await mgr.create_topic("t", 6)
-        for p in range(6):
-            await mgr.owned_log("t", p)
+        mgr = await _owned_topic(env, 6)
         objects.gate.clear()  # hold the first PUT so the rest piles up behind it
         first = await _stage_all(mgr, "t", [0], n=1, tag="a")
         await curio.sleep(0.05)
@@ -366,10 +369,7 @@ def test_a_fenced_partition_fails_alone_in_a_shared_flush(env):
     store, objects, cluster, cfg = env
 
     async def main():
-        mgr = await _manager(env)
-        await mgr.create_topic("t", 3)
-        for p in range(3):
-            await mgr.owned_log("t", p)
+        mgr = await _owned_topic(env, 3)
         # Another broker takes partition 1 over (a newer epoch in its owner record).
         rec = mgr.topic("t")
         store.txn([], [Delete(cluster.keys.leader("t", 1))])  # (as if our lease expired)
@@ -418,10 +418,7 @@ def test_flushes_run_side_by_side_when_an_object_is_waiting_and_commit_in_order(
     cfg.flush_concurrency = 3
 
     async def main():
-        mgr = await _manager(env)
-        await mgr.create_topic("t", 2)
-        for p in range(2):
-            await mgr.owned_log("t", p)
+        mgr = await _owned_topic(env, 2)
         flusher = mgr.flushers[mgr.topic("t").id]
         objects.gate.clear()
         staged = []
@@ -449,9 +446,7 @@ def test_a_failed_flush_fails_the_flushes_behind_it_and_leaves_no_gap(env):
     cfg.flush_concurrency = 3
 
     async def main():
-        mgr = await _manager(env)
-        await mgr.create_topic("t", 1)
-        plog = await mgr.owned_log("t", 0)
+        mgr, plog = await _owned(env)
         objects.gate.clear()
         objects.fail_next = 1  # the first flush's PUT fails; later ones were taken behind it
         staged = []
