@@ -27,6 +27,7 @@ from typing import Union
 from .messages import REQUESTS, RESPONSES, request_header_version, response_header_version
 from .primitives import (
     DecodeError,
+    Gather,
     Message,
     UnknownApiKey,
     UnsupportedVersion,
@@ -144,22 +145,29 @@ def decode_request(frame: Buffer) -> tuple[RequestHeader, Message]:
     return header, request
 
 
-def encode_response(header: RequestHeader | tuple[int, int, int], response: Message) -> bytearray:
+def encode_response(header: RequestHeader | tuple[int, int, int], response: Message) -> bytes:
     """The full response frame, size prefix included.
 
     ``header`` is the request's RequestHeader or ``(api_key, api_version, correlation_id)``.
     """
+    return b"".join(encode_response_parts(header, response))
+
+
+def encode_response_parts(header: RequestHeader | tuple[int, int, int], response: Message) -> list:
+    """The full response frame as buffers to send in order: large record sets (64 KiB
+    and up) are not copied into the encoding but sent from where they are (the
+    segment cache)."""
     if isinstance(header, RequestHeader):
         api_key, api_version, correlation_id = (header.request_api_key, header.request_api_version,
                                                 header.correlation_id)
     else:
         api_key, api_version, correlation_id = header
-    out = bytearray(8)
+    out = Gather(8)
     if response_header_version(api_key, api_version) >= 1:
         out.append(0)  # no tagged fields in the header
     response.encode_into(out, api_version)  # type: ignore[attr-defined]
-    _SIZE_CORR.pack_into(out, 0, len(out) - 4, correlation_id)
-    return out  # (not bytes(out): a fetch response can be many megabytes to copy again)
+    _SIZE_CORR.pack_into(out, 0, out.size - 4, correlation_id)
+    return out.parts()
 
 
 def encode_request_header(out: bytearray, api_key: int, api_version: int, correlation_id: int,

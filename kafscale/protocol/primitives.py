@@ -31,7 +31,7 @@ from typing import Any, Callable
 
 __all__ = [
     "DecodeError", "UnknownApiKey", "UnsupportedVersion", "ZERO_UUID", "DEFAULT",
-    "Message", "Reader", "Writer", "decode_message", "as_memoryview",
+    "Message", "Reader", "Writer", "decode_message", "as_memoryview", "Gather",
 ]
 
 
@@ -692,3 +692,45 @@ class Writer:
 
     def empty_tagged_fields(self) -> None:
         self.out.append(0)
+
+
+class Gather(bytearray):
+    """An encoding buffer that keeps large appended buffers (a fetch response's record
+    batches, slices of cached segments) by reference instead of copying them in.
+    ``parts()`` gives the encoding as buffers to send one after another; ``size`` is
+    its whole length. Encoders only ever append, so nothing else changes for them."""
+
+    BY_REFERENCE = 64 * 1024
+
+    def __init__(self, *args) -> None:
+        super().__init__(*args)
+        self._refs: list[tuple[int, Any]] = []  # (position in the bytearray, buffer)
+        self._ref_bytes = 0
+
+    def __iadd__(self, b):
+        if isinstance(b, (bytes, memoryview)):
+            n = b.nbytes if isinstance(b, memoryview) else len(b)
+            if n >= self.BY_REFERENCE:
+                self._refs.append((len(self), b))
+                self._ref_bytes += n
+                return self
+        return super().__iadd__(b)
+
+    @property
+    def size(self) -> int:
+        return len(self) + self._ref_bytes
+
+    def parts(self) -> list:
+        if not self._refs:
+            return [self]
+        view = memoryview(self)
+        out: list = []
+        start = 0
+        for pos, ref in self._refs:
+            if pos > start:
+                out.append(view[start:pos])
+            out.append(ref)
+            start = pos
+        if start < len(self):
+            out.append(view[start:])
+        return out

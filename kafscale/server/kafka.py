@@ -149,7 +149,7 @@ class Connection:
             await sender.cancel()
             self.server.connections.discard(self)
 
-    async def _handle(self, frame: memoryview, ticket: int) -> bytes | None:
+    async def _handle(self, frame: memoryview, ticket: int) -> list | None:
         try:
             return await self.process(frame, ticket)
         finally:
@@ -187,9 +187,11 @@ class Connection:
                     pass
                 continue
             if out is not None:
-                await self.sock.sendall(out)
+                for part in out:  # (large record sets go out from the cache, uncopied)
+                    await self.sock.sendall(part)
 
-    async def process(self, frame: memoryview, ticket: int = 0) -> bytes | None:
+    async def process(self, frame: memoryview, ticket: int = 0) -> list | None:
+        """The response to one request frame, as buffers to send in order (or None)."""
         if len(frame) < _PEEK.size:
             raise CloseConnection("request shorter than a header")
         api_key, version, correlation_id = _PEEK.unpack_from(frame, 0)
@@ -197,7 +199,7 @@ class Connection:
         if not broker.supports(api_key, version):
             if api_key == ApiKey.API_VERSIONS:
                 # Kafka answers with a v0 response naming what it supports.
-                return headers.encode_response(
+                return headers.encode_response_parts(
                     (api_key, 0, correlation_id), unsupported_version_response())
             raise CloseConnection(f"unsupported API {api_key} version {version}")
         try:
@@ -209,4 +211,4 @@ class Connection:
         response = await broker.handle(ctx, request)
         if response is None:
             return None
-        return headers.encode_response((api_key, version, correlation_id), response)
+        return headers.encode_response_parts((api_key, version, correlation_id), response)

@@ -203,3 +203,36 @@ def test_metadata_response_round_trip_through_frames():
         cid, back = decode_response(3, version, frame[4:])
         assert cid == 9 and back.brokers == resp.brokers
     assert ProduceRequest.API_KEY == 0
+
+
+def test_large_record_sets_are_sent_by_reference_and_frame_the_same():
+    """A fetch response's big record sets are not copied into the encoding: the parts
+    refer to the cached bytes, and joined they are exactly the copied encoding."""
+    from kafscale.protocol import headers as h
+    from kafscale.protocol.messages import FetchResponse as F
+    from kafscale.protocol.primitives import Gather
+
+    cached = bytes(range(256)) * 1024  # 256 KiB "segment"
+    small = memoryview(cached)[:100]
+    big = memoryview(cached)[1000:1000 + 200 * 1024]
+    resp = F(error_code=0, session_id=0, responses=[F.FetchableTopicResponse(topic="t", partitions=[
+        F.PartitionData(partition_index=0, high_watermark=5, last_stable_offset=5, log_start_offset=0,
+                        records=big),
+        F.PartitionData(partition_index=1, high_watermark=1, last_stable_offset=1, log_start_offset=0,
+                        records=small)])])
+    for version in (4, 12):
+        parts = h.encode_response_parts((1, version, 77), resp)
+        assert any(p is big for p in parts) and not any(p is small for p in parts)
+        plain = Gather.BY_REFERENCE
+        try:
+            Gather.BY_REFERENCE = 1 << 62  # copy everything: the reference encoding
+            copied = b"".join(h.encode_response_parts((1, version, 77), resp))
+        finally:
+            Gather.BY_REFERENCE = plain
+        joined = b"".join(parts)
+        assert joined == copied == h.encode_response((1, version, 77), resp)
+        size, corr = struct.unpack_from(">ii", joined)
+        assert (size, corr) == (len(joined) - 4, 77)
+        _, decoded = h.decode_response(1, version, joined[4:])
+        got = decoded.responses[0].partitions
+        assert bytes(got[0].records) == bytes(big) and bytes(got[1].records) == bytes(small)
