@@ -89,7 +89,8 @@ class TopicFlusher:
 
     @property
     def running(self) -> bool:
-        return self.in_flight > 0 or bool(self.dirty)
+        """A flush is under way, or one will take pending data of an owned partition."""
+        return self.in_flight > 0 or any(p._pending and p.owned for p in self.dirty.values())
 
     async def kick(self, plog: PartitionLog) -> None:
         """``plog`` has pending data (staging made it dirty): make sure a flush will

@@ -23,7 +23,6 @@ import bisect
 import copy
 import logging
 import os
-import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 

@@ -30,7 +30,6 @@ async def produce(ctx, req: ProduceRequest) -> ProduceResponse | None:
     if req.acks not in (0, 1, -1):
         return _all(req, ErrorCode.INVALID_REQUIRED_ACKS)
     timeout = max(req.timeout_ms, 0) / 1000.0
-    logs = ctx.logs
     results: dict[tuple[str, int], Result] = {}
     try:
         staged = await _validate_and_stage(ctx, req, timeout, results)
