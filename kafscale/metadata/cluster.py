@@ -384,14 +384,6 @@ class Cluster:
         except StoreUnavailable as exc:
             return [exc] * len(items)
 
-    def commit_segment(self, topic: str, p: int, leader_raw: bytes, state_raw: bytes | None,
-                       seg: SegmentRef, new_state: PartitionState) -> bytes:
-        """One partition's commit_segments; raises what failed it."""
-        result = self.commit_segments(topic, [(p, leader_raw, state_raw, seg, new_state.encode())])[0]
-        if isinstance(result, Exception):
-            raise result
-        return result
-
     def set_log_start(self, topic: str, p: int, leader_raw: bytes, state_raw: bytes | None,
                       new_state: PartitionState, drop: list[SegmentRef]) -> bytes:
         state_key = self.keys.state(topic, p)

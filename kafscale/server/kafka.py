@@ -80,8 +80,9 @@ class Connection:
     At most MAX_IN_FLIGHT requests, and MAX_IN_FLIGHT_BYTES of them, are in progress
     (always at least one); past that the connection stops reading and TCP pushes back
     on the client. The count is high because a client spreading a modest rate over
-    many partitions sends many small requests, each of which waits for a flush. Offsets are assigned in arrival order:
-    a handler reaches its append before it first waits on anything."""
+    many partitions sends many small requests, each of which waits for a flush.
+    Offsets are assigned in arrival order: a handler reaches its append before it
+    first waits on anything."""
 
     MAX_IN_FLIGHT = 1024
     MAX_IN_FLIGHT_BYTES = 64 * 1024 * 1024

@@ -45,6 +45,13 @@ TOPIC_CONFIGS = {
 }
 
 
+def _read_whole(seg: SegmentRef) -> bool:
+    """Whether a segment is read (and cached) whole rather than through its index: a
+    segment inside a topic object always (it has no index object), an older
+    one-object segment up to WHOLE_READ_LIMIT."""
+    return seg.pos >= 0 or seg.size <= WHOLE_READ_LIMIT
+
+
 def validate_topic_name(name: str) -> None:
     if not name or name in (".", "..") or not _TOPIC_RE.match(name):
         raise InvalidTopic(f"invalid topic name {name!r}")
@@ -477,7 +484,7 @@ class LogManager:
     async def read_ahead(self, seg: SegmentRef) -> None:
         """Start loading ``seg`` into the cache in the background (once)."""
         key = seg.cache_key
-        if seg.size > WHOLE_READ_LIMIT and seg.pos < 0 or key in self.cache or key in self._inflight_reads:
+        if not _read_whole(seg) or key in self.cache or key in self._inflight_reads:
             return
 
         async def load() -> None:
@@ -493,8 +500,7 @@ class LogManager:
         """Whole batches of ``seg`` from the one holding ``offset``, within ``max_bytes``
         (but at least one batch when ``allow_oversize``, as Kafka's KIP-74), and whether
         they run to the end of the segment."""
-        # (a segment inside a topic object is read whole: it has no index object)
-        if seg.size <= WHOLE_READ_LIMIT or seg.pos >= 0 or self.cache.get(seg.cache_key) is not None:
+        if _read_whole(seg) or self.cache.get(seg.cache_key) is not None:
             data = await self.segment_bytes(seg)
             view = memoryview(data)[:len(data) - fmt.FOOTER_SIZE]
             begin, end = _fast.scan_batches(view, fmt.HEADER_SIZE, offset, max_bytes)

@@ -405,7 +405,8 @@ def test_segments_of_the_one_object_per_segment_layout_stay_readable(env):
         objects.objects[stem + ".index"] = fmt.encode_index(memoryview(seg)[fmt.HEADER_SIZE:-fmt.FOOTER_SIZE], 1)
         ref = SegmentRef(stem, 0, 3, 4, len(seg), 1_700_000_000_003, leader.epoch, 1)
         assert ref.pos == -1 and SegmentRef.decode(ref.encode()) == ref
-        cluster.commit_segment("t", 0, leader_raw, None, ref, PartitionState(4, 0))
+        new_raw = PartitionState(4, 0).encode()
+        assert cluster.commit_segments("t", [(0, leader_raw, None, ref, new_raw)]) == [new_raw]
         plog = await mgr.partition_log("t", 0)
         assert [r.value for r in await read_all(plog)] == [f"old{i}".encode() for i in range(4)]
         await mgr.stop()
