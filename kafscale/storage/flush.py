@@ -154,6 +154,9 @@ class TopicFlusher:
                 part.plog._in_flight -= 1
             self.in_flight -= 1
             await committed.set()
+            for part in parts:
+                if part.plog._recovering:
+                    await part.plog._recover()  # (once its last flush under way has ended)
             await self._pump()
 
     async def _flush_parts(self, parts: list[_Part], before) -> None:

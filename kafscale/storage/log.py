@@ -11,10 +11,13 @@ object and one etcd commit (per 64 partitions), and calls back ``_committed`` or
 one (group commit); the flush.interval.ms timer is a safety net behind that.
 
 On any failure of a flush the appends it covers AND everything pending behind it are
-failed with a retriable error and the next offset falls back to the committed high
-watermark, so the log never has a gap: nothing uncommitted was ever acknowledged or
-served. A failed commit whose outcome is unknown (etcd went away mid-call) is found
-out by the next commit's compare, which then reloads the partition from etcd.
+failed with a retriable error, and the partition *recovers* before it takes another
+append: it waits for the flushes still under way (they land, or fail their compare),
+then sets the next offset and the idempotent-producer table to what etcd holds, so
+the log never has a gap (nothing uncommitted was ever acknowledged or served) and a
+retried batch is told apart from a new one. A commit whose outcome is unknown (etcd
+went away mid-call) is answered REQUEST_TIMED_OUT ("possibly persisted") and makes the
+recovery re-read the partition from etcd.
 """
 
 from __future__ import annotations
@@ -100,6 +103,11 @@ class PartitionLog:
         self.producers: dict[str, list] = {}  # committed table plus pending batches
         self._producer_waiters: dict[tuple[int, int], _Waiter] = {}
         self._in_flight = 0  # flushes under way that carry appends of this partition
+        # A flush failed: appends are refused until the flushes under way have settled
+        # and the next offset and producer table are re-derived (see _recover).
+        self._recovering = False
+        self._reload = False  # ... from etcd, since a commit's outcome is not known
+        self._reloading = False
         # The state the last flush under way will commit (None when none is): the next
         # flush of this partition commits against it, since it lands right after.
         self._tail: tuple[PartitionState, bytes] | None = None
@@ -173,7 +181,7 @@ class PartitionLog:
         """Take up ownership again after a failure made us unsure of it (e.g. etcd was
         unreachable mid-commit), if etcd still holds exactly our owner record."""
         mine = self.leader_raw
-        if self.owned or mine is None or self._flushing:
+        if self.owned or mine is None or self._flushing or self._recovering:
             return self.owned
         await self.load()
         leader = self.leader
@@ -244,6 +252,11 @@ class PartitionLog:
         without awaiting in between, which keeps appends in arrival order."""
         if not self.owned:
             raise NotLeader(f"{self.name}-{self.partition} is not owned by this broker")
+        if self._recovering:
+            # Until the flushes under way settle, neither the next offset nor which
+            # idempotent batches landed is known: an OUT_OF_ORDER_SEQUENCE answer now
+            # would make the client renumber (and so duplicate) batches that did land.
+            raise StorageError(f"{self.name}-{self.partition}: recovering from a failed flush; retry")
         if producer is not None:
             duplicate = self._check_sequence(producer, n_offsets)
             if duplicate is not None:
@@ -352,19 +365,31 @@ class PartitionLog:
             await w.event.set()
 
     async def _fail(self, waiters: list[_Waiter], exc: Exception) -> None:
+        """A flush carrying ``waiters`` failed with ``exc``: fail them and everything
+        pending behind them, and recover once no flush of this partition is under way."""
+        first = not self._recovering
         if isinstance(exc, Fenced):
             error: KafkaError = NotLeader(str(exc))
             self.owned = False
             log.warning("%s-%d: fenced: %s", self.name, self.partition, exc)
+        elif isinstance(exc, StoreUnavailable):
+            # The commit may have landed: say so ("possibly persisted"), so that clients
+            # retry the same batch and idempotent ones get the offset it landed at.
+            error = KafkaError(f"metadata store did not answer; the append may be committed: {exc}",
+                               ErrorCode.REQUEST_TIMED_OUT)
+            self._reload = True
+            log.warning("%s-%d: commit outcome unknown: %s", self.name, self.partition, exc)
         elif isinstance(exc, KafkaError):
             error = exc if exc.retriable else StorageError(str(exc))
-            log.warning("%s-%d: flush failed: %s", self.name, self.partition, exc)
-        elif isinstance(exc, StoreUnavailable):
-            error = StorageError(f"metadata store unavailable: {exc}")
-            log.warning("%s-%d: commit failed: %s", self.name, self.partition, exc)
+            # A compare that failed first (not behind another failure) means the state
+            # moved under us, e.g. an earlier commit whose answer was lost did land.
+            self._reload |= first and isinstance(exc, CommitConflict)
+            if first:
+                log.warning("%s-%d: flush failed: %s", self.name, self.partition, exc)
         else:
             error = StorageError(f"flush failed: {type(exc).__name__}: {exc}")
             log.exception("%s-%d: unexpected flush failure", self.name, self.partition)
+        self._recovering = True
         # Everything behind the failed flush had offsets assigned after it: fail it too.
         waiters = waiters + self._pending_waiters
         self.mgr.pending_bytes -= self._pending_bytes
@@ -372,26 +397,38 @@ class PartitionLog:
         self._tail = None  # flushes still under way behind this one fail their compare
         self._pending, self._pending_waiters = [], []
         self._pending_bytes, self._pending_max_ts = 0, -1
-        self.next_offset = self.state.hw
-        self.producers = copy.deepcopy(self.state.producers)
         for w in waiters:
             if w.producer is not None:
                 self._producer_waiters.pop((w.producer[0], w.producer[2]), None)
-        if isinstance(exc, CommitConflict) or isinstance(exc, StoreUnavailable):
-            # An earlier commit may have landed after all: re-read before the next append.
-            try:
-                await self.load()
-                self.next_offset = self.state.hw
-                if self.leader is None or self.leader.broker != self.mgr.broker_id or \
-                        self.leader.tid != self.topic.id:
-                    self.owned = False
-            except Exception as reload_exc:  # noqa: BLE001 - stay owned; the next commit re-checks
-                log.info("%s-%d: reload after failed commit failed: %s", self.name, self.partition, reload_exc)
-                self.owned = False  # cannot prove ownership; the manager reclaims
-        for w in waiters:
             w.error = error
             await w.event.set()
         await self.mgr.flushed()
+        if not self._flushing:
+            await self._recover()
+
+    async def _recover(self) -> None:
+        """No flush of this partition is under way any more (the flusher calls this when
+        the last one ends): take the next offset and the producer table from the
+        committed state (re-read from etcd if a commit's outcome was unknown), then
+        accept appends again."""
+        if not self._recovering or self._flushing or self._reloading:
+            return
+        if self._reload:
+            self._reloading = True
+            try:
+                await self.load()
+                if self.leader is None or self.leader.broker != self.mgr.broker_id or \
+                        self.leader.tid != self.topic.id:
+                    self.owned = False
+            except Exception as exc:  # noqa: BLE001 - cannot prove ownership; the manager re-adopts
+                log.info("%s-%d: reload after a failed commit failed: %s", self.name, self.partition, exc)
+                self.owned = False
+            finally:
+                self._reloading = False
+        self.producers = copy.deepcopy(self.state.producers)
+        self.next_offset = self.state.hw
+        self._recovering = self._reload = False
+        log.info("%s-%d: recovered at hw %d", self.name, self.partition, self.hw)
 
     # -- read path --------------------------------------------------------------------
 

@@ -73,8 +73,9 @@ def assert_exactly_acked(prod: AckedProducer, bootstrap: str, no_duplicates: boo
         offsets = [o for o, _ in got[p]]
         assert offsets == list(range(ends[p])), f"partition {p}: offsets have gaps or repeats"
         if no_duplicates:
-            values = [v for _, v in got[p]]
-            assert len(set(values)) == len(values), f"partition {p}: a message was written twice"
+            seen: dict = {}
+            twice = [(seen[v], o) for o, v in got[p] if seen.setdefault(v, o) != o]
+            assert not twice, f"partition {p}: messages written twice, at offsets {twice[:5]}"
         log = dict(got[p])
         for off, value in prod.acked[p].items():
             assert log.get(off) == value, f"partition {p} offset {off}: acked {value!r}, log has {log.get(off)!r}"

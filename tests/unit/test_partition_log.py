@@ -16,7 +16,7 @@ from kafscale.config import Config
 from kafscale.errors import ErrorCode, KafkaError
 from kafscale.metadata.cluster import Cluster, Leader, PartitionState, SegmentRef
 from kafscale.metadata.memory import MemoryStore
-from kafscale.metadata.store import Delete
+from kafscale.metadata.store import Delete, StoreUnavailable
 from kafscale.protocol.records import build_batch, decode_records
 from kafscale.server.runtime import CurioRuntime
 from kafscale.storage import segment as fmt
@@ -110,6 +110,15 @@ def _append(plog, n, tag="v", **kw):
     return plog.append(buf, offsets, max_ts, 5.0, producer)
 
 
+async def _settled(plog) -> None:
+    """Wait until ``plog`` has recovered from a failed flush (see PartitionLog._recover)."""
+    for _ in range(500):
+        if not plog._recovering and not plog._flushing:
+            return
+        await curio.sleep(0.01)
+    raise AssertionError(f"{plog} did not recover")
+
+
 def test_appends_get_consecutive_offsets_and_are_readable(env):
     async def main():
         mgr, plog = await _owned(env)
@@ -167,9 +176,11 @@ def test_etcd_failure_fails_appends_and_recovers(env):
         store.available = False
         with pytest.raises(KafkaError) as err:
             await _append(plog, 2)
-        assert err.value.retriable
+        assert err.value.retriable and err.value.code == ErrorCode.REQUEST_TIMED_OUT  # may have landed
+        await _settled(plog)  # its reload failed too: it could not prove ownership
+        assert not plog.owned
         store.available = True
-        plog = await mgr.owned_log("t", 0)  # re-claimed: it could not prove ownership
+        plog = await mgr.owned_log("t", 0)  # re-claimed
         assert await _append(plog, 1) == 2
         await mgr.stop()
     run(main)
@@ -494,5 +505,105 @@ def test_a_read_cut_short_inside_a_segment_never_skips_to_the_next_one(env):
         # a read that takes the whole first segment does continue into the next
         offsets = [r.offset for r in decode_records((await plog.read(0, 1 << 20)).records)]
         assert offsets == list(range(44))
+        await mgr.stop()
+    run(main)
+
+
+class LandThenLose:
+    """Wraps a MemoryStore's txn: the next ``n`` segment commits land, but the caller
+    hears StoreUnavailable (etcd applied it and the answer was lost)."""
+
+    def __init__(self, store: MemoryStore, n: int = 1) -> None:
+        self.store, self.n, self.txn = store, n, store.txn
+        store.txn = self
+
+    def __call__(self, compare, success, failure=()):
+        ok = self.txn(compare, success, failure)
+        if self.n > 0 and any("/segments/" in op.key for op in success):
+            self.n -= 1
+            raise StoreUnavailable("etcd applied the commit, but its answer was lost")
+        return ok
+
+
+def _stage_idem(plog, seq: int, tag: str):
+    buf = batch(1, tag, pid=5, seq=seq)
+    _s, _n, offsets, max_ts, _b = _fast.walk_batches(buf)
+    return plog.stage(buf, offsets, max_ts, (5, 0, seq))
+
+
+async def _outcome(plog, staged) -> int:
+    try:
+        return await plog.committed(staged, 5.0)
+    except KafkaError as exc:
+        return -exc.code
+
+
+def test_a_lost_commit_answer_is_possibly_persisted_and_its_retry_is_not_a_new_batch(env):
+    """The commit of seq 1 lands in etcd but the broker never hears so. The client is
+    told REQUEST_TIMED_OUT (possibly persisted); the next batch, sent while the broker
+    is still finding out, gets a retriable error and NOT out-of-order-sequence (which
+    makes librdkafka renumber its unacknowledged batches: seq 1 would land twice).
+    The retry of seq 1 then gets the offset it landed at."""
+    store, objects, cluster, cfg = env
+
+    async def main():
+        mgr, plog = await _owned(env)
+        assert await _append(plog, 1, "a", pid=5, seq=0) == 0
+        loads = threading.Event()
+        real_load = cluster.load_partition
+
+        def slow_load(*args):
+            loads.wait(10)  # the recovery's re-read takes a while
+            return real_load(*args)
+        cluster.load_partition = slow_load
+        LandThenLose(store)
+        first = _stage_idem(plog, 1, "b")
+        await plog.kick()
+        assert await _outcome(plog, first) == -ErrorCode.REQUEST_TIMED_OUT
+        with pytest.raises(KafkaError) as err:  # sent while the broker re-reads the partition
+            _stage_idem(plog, 2, "c")
+        assert err.value.retriable and err.value.code != ErrorCode.OUT_OF_ORDER_SEQUENCE_NUMBER
+        loads.set()
+        await _settled(plog)
+        assert await plog.committed(_stage_idem(plog, 1, "b"), 5.0) == 1  # the retry: where it landed
+        second = _stage_idem(plog, 2, "c")
+        await plog.kick()
+        assert await plog.committed(second, 5.0) == 2
+        assert [r.value for r in await read_all(plog)] == [b"a0", b"b0", b"c0"]
+        await mgr.stop()
+    run(main)
+
+
+def test_flushes_landing_behind_a_lost_commit_answer_stay_in_the_producer_table(env):
+    """Pipelined flushes: the first one's commit answer is lost (it landed), the one
+    behind it lands normally. Nothing is accepted until both have settled; then the
+    producer table holds both, so the next sequence is accepted (not refused as out of
+    order) and a retry of either is recognised."""
+    store, objects, cluster, cfg = env
+    cfg.segment_bytes = 50  # (less than one batch: a second flush starts at once)
+    cfg.flush_concurrency = 2
+
+    async def main():
+        mgr, plog = await _owned(env)
+        assert await _append(plog, 1, "a", pid=5, seq=0) == 0
+        flusher = plog.flusher
+        objects.gate.clear()
+        LandThenLose(store)
+        s1 = _stage_idem(plog, 1, "b")
+        await plog.kick()
+        s2 = _stage_idem(plog, 2, "c")
+        await plog.kick()
+        assert flusher.in_flight == 2
+        objects.gate.set()
+        assert await _outcome(plog, s1) == -ErrorCode.REQUEST_TIMED_OUT
+        assert await _outcome(plog, s2) == 2  # it compared against seq 1's state, which did land
+        await _settled(plog)
+        assert plog.hw == 3 and plog.next_offset == 3
+        assert await plog.committed(_stage_idem(plog, 1, "b"), 5.0) == 1
+        assert await plog.committed(_stage_idem(plog, 2, "c"), 5.0) == 2
+        s3 = _stage_idem(plog, 3, "d")
+        await plog.kick()
+        assert await plog.committed(s3, 5.0) == 3
+        assert [r.value for r in await read_all(plog)] == [b"a0", b"b0", b"c0", b"d0"]
         await mgr.stop()
     run(main)
