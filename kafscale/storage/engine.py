@@ -16,8 +16,8 @@ from typing import Any
 
 from kafscale import _fast
 from kafscale.config import Config
-from kafscale.errors import (ErrorCode, InvalidPartitions, InvalidTopic, KafkaError, NotLeader, TopicExists,
-                             UnknownTopicOrPartition)
+from kafscale.errors import (ErrorCode, InvalidPartitions, InvalidTopic, KafkaError, NotLeader, StorageError,
+                             TopicExists, UnknownTopicOrPartition)
 from kafscale.metadata.cluster import Cluster, Leader, SegmentRef, TopicRecord
 from kafscale.runtime import Runtime
 from kafscale.storage import segment as fmt
@@ -43,6 +43,24 @@ TOPIC_CONFIGS = {
     "message.timestamp.before.max.ms", "message.timestamp.after.max.ms", "min.cleanable.dirty.ratio",
     "follower.replication.throttled.replicas", "leader.replication.throttled.replicas",
 }
+
+
+class _Load:
+    """A GET of one segment under way; readers of the segment wait on ``event``."""
+
+    __slots__ = ("seg", "event", "data", "error", "ahead")
+
+    def __init__(self, seg: SegmentRef, event) -> None:
+        self.seg = seg
+        self.event = event
+        self.data: memoryview | None = None
+        self.error: Exception | None = None
+        self.ahead = False  # counted in LogManager._ahead_bytes
+
+
+# Segments of one object wanted together are read with one GET when no more than this
+# lies between them (it is read and dropped).
+COALESCE_GAP = 256 * 1024
 
 
 def _read_whole(seg: SegmentRef) -> bool:
@@ -74,6 +92,8 @@ class LogManager:
         self.pending_bytes = 0
         self.stats: Counter[str] = Counter()
         self._inflight_reads: dict[str, Any] = {}
+        self._ahead_bytes = 0  # read-ahead GETs under way (bounded: see read_ahead)
+        self._object_queue: dict[str, list[_Load]] = {}  # segments waiting for their object's GET
         self._commit_event = rt.event()
         self._room = rt.event()
         self._deletions_wake = rt.event()
@@ -439,61 +459,108 @@ class LogManager:
 
     # -- reads --------------------------------------------------------------------------
 
-    async def segment_bytes(self, seg: SegmentRef) -> bytes:
-        """A whole segment, from the cache or S3 (one GET per segment at a time)."""
-        key = seg.cache_key
-        while True:
-            data = self.cache.get(key)
-            if data is not None:
-                return data
-            waiting = self._inflight_reads.get(key)
-            if waiting is None:
-                break
-            await waiting.wait()
-            if self.cache.get(key) is None:
-                break  # the other read failed or was not cacheable: do our own
-        done = self.rt.event()
-        self._inflight_reads[key] = done
-        try:
-            data, problem = await self.rt.run_in_thread(self._get_segment, seg)
-            self.stats["s3_gets"] += 1
-            if problem is not None:
-                log.error("corrupt segment object %s: %s", key, problem)
-                raise KafkaError(f"corrupt segment {key}: {problem}", code=ErrorCode.CORRUPT_MESSAGE)
-            self.cache.put(key, data)
+    async def segment_bytes(self, seg: SegmentRef) -> bytes | memoryview:
+        """A whole segment, from the cache or S3 (one GET per segment at a time, and
+        segments of one object wanted at the same time in one GET)."""
+        data = self.cache.get(seg.cache_key)
+        if data is not None:
             return data
-        finally:
-            del self._inflight_reads[key]
-            await done.set()
-
-    def _get_segment(self, seg: SegmentRef) -> tuple[bytes, ValueError | None]:
-        """GET a segment and check its CRC, on a worker thread (neither blocks the loop)."""
-        if seg.pos >= 0:
-            data = self.objects.get(seg.key, seg.pos, seg.size)
-        else:
-            data = self.objects.get(seg.object_key)
-        try:
-            fmt.parse_segment(data, verify=True)
-        except ValueError as exc:
-            return data, exc
-        return data, None
+        load = self._inflight_reads.get(seg.cache_key) or await self._start_load(seg)
+        await load.event.wait()
+        if load.error is not None:
+            raise load.error
+        return load.data
 
     def is_cached(self, seg: SegmentRef) -> bool:
         return seg.cache_key in self.cache
 
-    async def read_ahead(self, seg: SegmentRef) -> None:
-        """Start loading ``seg`` into the cache in the background (once)."""
+    def is_loading(self, seg: SegmentRef) -> bool:
+        return seg.cache_key in self._inflight_reads
+
+    async def read_ahead(self, seg: SegmentRef) -> bool:
+        """Start loading ``seg`` into the cache in the background (once); False if it is
+        not read whole or the read-ahead under way is at its bound (a quarter of the
+        cache, so what is read ahead is not evicted before it is read)."""
         key = seg.cache_key
         if not _read_whole(seg) or key in self.cache or key in self._inflight_reads:
-            return
+            return True
+        if self._ahead_bytes + seg.size > self.config.cache_bytes // 4:
+            return False
+        load = await self._start_load(seg)
+        load.ahead = True
+        self._ahead_bytes += seg.size
+        self.stats["read_ahead"] += 1
+        return True
 
-        async def load() -> None:
+    async def _start_load(self, seg: SegmentRef) -> "_Load":
+        """Register a GET of ``seg``. Segments of one topic object asked for before its
+        loader task runs (a fetch asks for all its partitions first) share one GET."""
+        load = _Load(seg, self.rt.event())
+        self._inflight_reads[seg.cache_key] = load
+        queue = self._object_queue.get(seg.key)
+        if queue is not None:
+            queue.append(load)
+        else:
+            self._object_queue[seg.key] = [load]
+            await self.rt.spawn(self._load_object, seg.key)
+        return load
+
+    async def _load_object(self, key: str) -> None:
+        loads = sorted(self._object_queue.pop(key), key=lambda ld: ld.seg.pos)
+        groups = [[loads[0]]]
+        for ld in loads[1:]:
+            prev = groups[-1][-1].seg
+            if ld.seg.pos >= 0 and ld.seg.pos - (prev.pos + prev.size) <= COALESCE_GAP:
+                groups[-1].append(ld)
+            else:
+                groups.append([ld])
+        tasks = [await self.rt.spawn(self._load_group, key, g) for g in groups[1:]]
+        await self._load_group(key, groups[0])
+        for t in tasks:
+            await t.join()
+
+    async def _load_group(self, key: str, group: list["_Load"]) -> None:
+        try:
+            results = await self.rt.run_in_thread(self._get_segments, [ld.seg for ld in group])
+            self.stats["s3_gets"] += 1
+            for ld, (data, problem) in zip(group, results):
+                if problem is not None:
+                    log.error("corrupt segment %s: %s", ld.seg.cache_key, problem)
+                    ld.error = KafkaError(f"corrupt segment {ld.seg.cache_key}: {problem}",
+                                          code=ErrorCode.CORRUPT_MESSAGE)
+                else:
+                    ld.data = data
+                    self.cache.put(ld.seg.cache_key, data)
+        except Exception as exc:  # noqa: BLE001 - every reader of the group gets the error
+            error = exc if isinstance(exc, KafkaError) else StorageError(f"GET {key}: {exc}")
+            for ld in group:
+                ld.error = error
+        finally:
+            for ld in group:
+                del self._inflight_reads[ld.seg.cache_key]
+                if ld.ahead:
+                    self._ahead_bytes -= ld.seg.size
+                await ld.event.set()
+
+    def _get_segments(self, segs: list[SegmentRef]) -> list[tuple[memoryview | None, ValueError | None]]:
+        """GET segments lying close together in one object with one ranged read, on a
+        worker thread, and check each one's CRC (neither blocks the event loop)."""
+        if segs[0].pos < 0:  # (a one-object segment of the older layout)
+            data, lo = self.objects.get(segs[0].object_key), 0
+        else:
+            lo = segs[0].pos
+            hi = max(s.pos + s.size for s in segs)
+            data = self.objects.get(segs[0].key, lo, hi - lo)
+        view = memoryview(data)
+        out: list[tuple[memoryview | None, ValueError | None]] = []
+        for seg in segs:
+            piece = view[seg.pos - lo:seg.pos - lo + seg.size] if seg.pos >= 0 else view
             try:
-                await self.segment_bytes(seg)
-                self.stats["read_ahead"] += 1
-            except KafkaError as exc:
-                log.debug("read-ahead of %s failed: %s", key, exc)
-        await self.rt.spawn(load)
+                fmt.parse_segment(piece, verify=True)
+                out.append((piece, None))
+            except ValueError as exc:
+                out.append((None, exc))
+        return out
 
     async def read_segment_range(self, seg: SegmentRef, offset: int, max_bytes: int,
                                  allow_oversize: bool = True) -> tuple[memoryview, bool]:

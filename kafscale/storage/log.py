@@ -42,6 +42,10 @@ log = logging.getLogger(__name__)
 
 # Segments up to this size are read whole (and cached); larger ones by index + range.
 WHOLE_READ_LIMIT = 16 * 1024 * 1024
+# A read fetches this much beyond what it returns ahead into the cache, for the next
+# reads of a sequential consumer (bounded in all by LogManager.read_ahead).
+READ_AHEAD_BYTES = 4 * 1024 * 1024
+MAX_PREFETCH_SEGMENTS = 128
 
 
 MAX_PRODUCERS = 1000  # idempotent producers remembered per partition
@@ -455,17 +459,18 @@ class PartitionLog:
             if seg is None:
                 raise OffsetOutOfRange(f"offset {offset} is in no committed segment")
         # Segments are as small as one flush, so a read continues into the following
-        # segments up to max_bytes, but only through cached ones once it has data: it
-        # never waits on S3 for more than the first segment it needs. The next segment
-        # is fetched ahead for sequential consumers.
+        # segments up to max_bytes, but once it has data only through segments that are
+        # cached or already being fetched. What it will need, and READ_AHEAD_BYTES
+        # more for the next reads of a sequential consumer, is fetched first, side by
+        # side (prefetch).
+        await self.prefetch(offset, max_bytes + READ_AHEAD_BYTES)
         records, whole = await self.mgr.read_segment_range(seg, offset, max_bytes)
         chunks, size = [records], len(records)
         i = bisect.bisect_right(self._bases, seg.base)
         # Only a read that took the rest of a segment may go on into the next one.
         while whole and i < len(self.segments) and size < max_bytes and self.segments[i].base < hw:
             nxt = self.segments[i]
-            if not self.mgr.is_cached(nxt):
-                await self.mgr.read_ahead(nxt)
+            if not (self.mgr.is_cached(nxt) or self.mgr.is_loading(nxt)):
                 break
             more, whole = await self.mgr.read_segment_range(nxt, nxt.base, max_bytes - size, allow_oversize=False)
             if not len(more):
@@ -473,10 +478,21 @@ class PartitionLog:
             chunks.append(more)
             size += len(more)
             i += 1
-        else:
-            if i < len(self.segments):
-                await self.mgr.read_ahead(self.segments[i])
         return ReadResult(chunks[0] if len(chunks) == 1 else b"".join(chunks), hw, start)
+
+    async def prefetch(self, offset: int, want: int) -> None:
+        """Start fetching the uncached segments that hold the ``want`` bytes from
+        ``offset`` on (a sequential consumer's next reads), side by side."""
+        i = bisect.bisect_right(self._bases, offset) - 1
+        if i < 0 or offset >= self.state.hw:
+            return
+        size = 0
+        for seg in self.segments[i:i + MAX_PREFETCH_SEGMENTS]:
+            if size >= want or seg.base >= self.state.hw:
+                break
+            if not await self.mgr.read_ahead(seg):
+                break
+            size += seg.size
 
     async def offset_for_timestamp(self, ts: int) -> tuple[int, int]:
         """(offset, timestamp) of the first record with timestamp >= ts, or (-1, -1)."""

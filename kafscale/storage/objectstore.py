@@ -58,12 +58,22 @@ class ObjectStore:
         self._call(f"PUT {key}", self._client.put_object, self.bucket, key,
                    io.BytesIO(data), size, content_type="application/octet-stream")
 
-    def get(self, key: str, offset: int = 0, length: int = 0) -> bytes:
+    def get(self, key: str, offset: int = 0, length: int = 0) -> bytes | bytearray:
         """The object's bytes, or ``length`` bytes from ``offset`` (0: to the end)."""
-        def read() -> bytes:
+        def read() -> bytes | bytearray:
             resp = self._client.get_object(self.bucket, key, offset=offset, length=length)
             try:
-                return resp.read()
+                if not length:
+                    return resp.read()
+                # A known length is read straight into one buffer (no chunks joined).
+                buf = bytearray(length)
+                view, got = memoryview(buf), 0
+                while got < length:
+                    n = resp.readinto(view[got:])
+                    if not n:
+                        raise ObjectStoreError(f"GET {key}: {got} of {length} bytes, then the body ended")
+                    got += n
+                return buf
             finally:
                 resp.close()
                 resp.release_conn()

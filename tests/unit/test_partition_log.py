@@ -30,6 +30,7 @@ class DictObjects:
         self.fail = False
         self.fail_next = 0  # fail this many PUTs, then succeed
         self.puts = 0
+        self.gets = 0
         self.gate = threading.Event()  # PUTs wait until it is set (they run on threads)
         self.gate.set()
 
@@ -44,6 +45,9 @@ class DictObjects:
         self.objects[key] = bytes(data)
 
     def get(self, key: str, offset: int = 0, length: int = 0) -> bytes:
+        self.gets += 1
+        if self.fail:
+            raise ObjectStoreError("S3 is down")
         data = self.objects[key]
         return data[offset:offset + length] if length else data[offset:]
 
@@ -606,4 +610,105 @@ def test_flushes_landing_behind_a_lost_commit_answer_stay_in_the_producer_table(
         assert await plog.committed(s3, 5.0) == 3
         assert [r.value for r in await read_all(plog)] == [b"a0", b"b0", b"c0", b"d0"]
         await mgr.stop()
+    run(main)
+
+
+async def _read_together(mgr, topic: str, parts) -> list:
+    """Read offset 0 of ``parts`` as one fetch does: every partition's reads are started
+    (prefetch) before the first one is awaited. Each result: values, or the exception."""
+    plogs = [await mgr.partition_log(topic, p) for p in parts]
+    for plog in plogs:
+        await plog.prefetch(0, 1 << 20)
+    out = []
+    for plog in plogs:
+        try:
+            out.append([r.value for r in decode_records((await plog.read(0, 1 << 20)).records)])
+        except KafkaError as exc:
+            out.append(exc)
+    return out
+
+
+def test_segments_of_one_object_read_together_share_one_get(env):
+    store, objects, cluster, cfg = env
+
+    async def main():
+        mgr = await _owned_topic(env, 12)
+        staged = await _stage_all(mgr, "t", range(12))
+        for plog, w in staged:
+            await plog.committed(w, 5.0)
+        fresh = await _manager(env)  # (empty cache)
+        got = await _read_together(fresh, "t", range(12))
+        assert got == [[f"x{p}-0".encode(), f"x{p}-1".encode()] for p in range(12)]
+        assert objects.gets == 1 and fresh.stats["s3_gets"] == 1
+        # One partition read alone GETs only its own segment's byte range.
+        other = await _manager(env)
+        plog = await other.partition_log("t", 5)
+        assert [r.value for r in await read_all(plog)] == [b"x5-0", b"x5-1"]
+        assert objects.gets == 2 and len(other.cache) == 1
+        await mgr.stop()
+        await fresh.stop()
+        await other.stop()
+    run(main)
+
+
+def test_a_corrupt_segment_in_a_shared_get_fails_only_its_own_partition(env):
+    store, objects, cluster, cfg = env
+
+    async def main():
+        mgr = await _owned_topic(env, 3)
+        staged = await _stage_all(mgr, "t", range(3))
+        for plog, w in staged:
+            await plog.committed(w, 5.0)
+        ref = (await mgr.owned_log("t", 1)).segments[0]
+        data = bytearray(objects.objects[ref.key])
+        data[ref.pos + fmt.HEADER_SIZE + 10] ^= 0xFF
+        objects.objects[ref.key] = bytes(data)
+        fresh = await _manager(env)
+        p0, p1, p2 = await _read_together(fresh, "t", range(3))
+        assert objects.gets == 2  # the shared GET, then partition 1's read tries its own
+        assert p0 == [b"x0-0", b"x0-1"] and p2 == [b"x2-0", b"x2-1"]
+        assert isinstance(p1, KafkaError) and p1.code == ErrorCode.CORRUPT_MESSAGE
+        await mgr.stop()
+        await fresh.stop()
+    run(main)
+
+
+def test_a_failed_get_fails_its_readers_retriably_and_the_next_read_gets_again(env):
+    store, objects, cluster, cfg = env
+
+    async def main():
+        mgr = await _owned_topic(env, 2)
+        staged = await _stage_all(mgr, "t", range(2))
+        for plog, w in staged:
+            await plog.committed(w, 5.0)
+        fresh = await _manager(env)
+        objects.fail = True
+        got = await _read_together(fresh, "t", range(2))
+        assert all(isinstance(e, KafkaError) and e.retriable and e.code == ErrorCode.KAFKA_STORAGE_ERROR
+                   for e in got), got
+        assert not fresh._inflight_reads and not fresh._object_queue and fresh._ahead_bytes == 0
+        objects.fail = False
+        assert await _read_together(fresh, "t", range(2)) == [[b"x0-0", b"x0-1"], [b"x1-0", b"x1-1"]]
+        await mgr.stop()
+        await fresh.stop()
+    run(main)
+
+
+def test_read_ahead_stays_within_a_quarter_of_the_cache(env):
+    store, objects, cluster, cfg = env
+    cfg.segment_bytes = 200  # one append per object
+
+    async def main():
+        mgr, plog = await _owned(env)
+        for i in range(20):
+            await _append(plog, 2, f"r{i}-")
+        fresh = await _manager(env)
+        fresh.config.cache_bytes = 4 * plog.segments[0].size * 4  # room for 4 segments ahead
+        reader = await fresh.partition_log("t", 0)
+        await reader.prefetch(0, 1 << 30)  # (the GETs start only when this task yields)
+        assert len(fresh._inflight_reads) == 4 and fresh._ahead_bytes <= fresh.config.cache_bytes // 4
+        assert [r.value for r in await read_all(reader)] == [f"r{i}-{j}".encode() for i in range(20) for j in range(2)]
+        assert fresh._ahead_bytes == 0
+        await mgr.stop()
+        await fresh.stop()
     run(main)

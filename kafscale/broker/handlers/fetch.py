@@ -12,6 +12,7 @@ from __future__ import annotations
 from kafscale.broker.registry import ApiKey, handles
 from kafscale.errors import ErrorCode, KafkaError
 from kafscale.protocol.messages import FetchRequest, FetchResponse
+from kafscale.storage.log import READ_AHEAD_BYTES
 
 R = FetchResponse
 
@@ -32,18 +33,32 @@ async def fetch(ctx, req: FetchRequest) -> FetchResponse:
         await ctx.logs.wait_commit(remaining)
 
 
+def _topic(logs, t, v: int):
+    if v >= 13:
+        return logs.topics_by_id.get(t.topic_id), ErrorCode.UNKNOWN_TOPIC_ID
+    return logs.topic(t.topic), ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
+
+
+async def _prefetch(ctx, req: FetchRequest) -> None:
+    """Start the S3 reads of every partition of the request side by side; the reads
+    below, one partition after the other, then mostly wait on GETs already under way."""
+    logs = ctx.logs
+    for t in req.topics:
+        rec, _ = _topic(logs, t, ctx.version)
+        for p in t.partitions if rec is not None else ():
+            plog = logs.logs.get((rec.name, p.partition))
+            if plog is not None:
+                await plog.prefetch(p.fetch_offset, p.partition_max_bytes + READ_AHEAD_BYTES)
+
+
 async def _read_all(ctx, req: FetchRequest, max_bytes: int):
     logs = ctx.logs
     v = ctx.version
     total, errors = 0, 0
     responses = []
+    await _prefetch(ctx, req)
     for t in req.topics:
-        if v >= 13:
-            rec = logs.topics_by_id.get(t.topic_id)
-            unknown = ErrorCode.UNKNOWN_TOPIC_ID
-        else:
-            rec = logs.topic(t.topic)
-            unknown = ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
+        rec, unknown = _topic(logs, t, v)
         parts = []
         for p in t.partitions:
             if rec is None or not 0 <= p.partition < rec.partitions:
