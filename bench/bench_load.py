@@ -12,6 +12,7 @@ time (``time.time()``, float64) for end-to-end latency.
 from __future__ import annotations
 
 import io
+import os
 import random
 import struct
 import threading
@@ -19,6 +20,7 @@ import time
 from array import array
 from urllib.parse import urlparse
 
+from bench_procs import cpu_seconds
 from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
@@ -343,9 +345,11 @@ def _minio(endpoint: str, access_key: str, secret_key: str, region: str, pool: i
 
 
 def raw_s3(endpoint: str, bucket: str, access_key: str, secret_key: str, *, sizes: list[int],
-           concurrency: int, seconds: float, region: str = "us-east-1", prefix: str = "rawbench") -> list[dict]:
+           concurrency: int, seconds: float, region: str = "us-east-1", prefix: str = "rawbench",
+           server_pid: int | None = None) -> list[dict]:
     """PUT then GET objects of each size from ``concurrency`` threads, each phase for
-    ``seconds``; MB/s and request latency. The objects are deleted afterwards."""
+    ``seconds``; MB/s, request latency, and the CPU seconds per GB of the S3 server
+    (``server_pid``) and of this client. The objects are deleted afterwards."""
     client = _minio(endpoint, access_key, secret_key, region, concurrency)
     if not client.bucket_exists(bucket):
         client.make_bucket(bucket)
@@ -395,17 +399,21 @@ def raw_s3(endpoint: str, bucket: str, access_key: str, secret_key: str, *, size
                     lat.extend(my)
                     count[0] += len(my)
 
-            t0 = time.monotonic()
+            t0, srv0, me0 = time.monotonic(), cpu_seconds(server_pid), sum(os.times()[:2])
             threads = [threading.Thread(target=worker, args=(t,), daemon=True) for t in range(concurrency)]
             for t in threads:
                 t.start()
             for t in threads:
                 t.join(seconds + 120)
             elapsed = time.monotonic() - t0
+            gb = count[0] * size / 1e9
+            srv, me = cpu_seconds(server_pid) - srv0, sum(os.times()[:2]) - me0
             return {"requests": count[0], "errors": errors[0], "seconds": round(elapsed, 3),
                     "req_per_s": round(count[0] / elapsed, 1),
                     "mb_per_s": round(count[0] * size / elapsed / 1e6, 2),
-                    "latency_ms": percentiles(lat)}
+                    "latency_ms": percentiles(lat),
+                    "s3_server_cpu_s_per_gb": round(srv / gb, 2) if gb and server_pid else None,
+                    "client_cpu_s_per_gb": round(me / gb, 2) if gb else None}
 
         put = run_phase("put")
         get = run_phase("get") if keys else {"requests": 0, "mb_per_s": 0.0, "errors": 0}

@@ -201,6 +201,8 @@ class Meter:
         out["etcd_txn_per_s"] = round(out["etcd_txn"] / secs, 1) if secs else None
         if gb > 0:
             out["broker_cpu_s_per_gb"] = round(out["broker_cpu_s"] / gb, 2)
+            out["s3_server_cpu_s_per_gb"] = round(out["s3_server_cpu_s"] / gb, 2)
+            out["loadgen_cpu_s_per_gb"] = round(out["loadgen_cpu_s"] / gb, 2)
         m0, m1 = a["broker"], b["broker"]
         if m1:
             puts = diff(m1, m0, "kafscale_s3_puts_total")
@@ -542,6 +544,14 @@ def nearest_raw(raw: list[dict], size: float | None) -> dict | None:
     return min(ok, key=lambda r: abs(math.log(r["object_bytes"] / size)))
 
 
+def _cpu_ceiling(r: dict | None) -> float | None:
+    """MB/s at which the S3 server's and the load generator's CPU per GB (as measured)
+    would fill every core, leaving none to the broker."""
+    if not r or not r.get("s3_server_cpu_s_per_gb") or r.get("loadgen_cpu_s_per_gb") is None:
+        return None
+    return round((os.cpu_count() or 1) * 1000 / (r["s3_server_cpu_s_per_gb"] + r["loadgen_cpu_s_per_gb"]), 1)
+
+
 def compute_ratios(res: dict) -> dict:
     k, t, raw = res.get("kafscale", {}), res.get("tansu", {}), res.get("raw_s3", [])
     # The raw reference is the size of the objects the broker writes (and, since
@@ -569,6 +579,11 @@ def compute_ratios(res: dict) -> dict:
         "kafscale_cold_over_best_raw_get": _ratio(_g(k, "cold_consume", "mb_per_s"), best_get),
         "consume_from_memory_over_raw_get": _ratio(_g(k, "memory_consume", "mb_per_s"),
                                                    near["get"].get("mb_per_s") if near else None),
+        # What a broker that cost no CPU at all could reach on this machine: the S3
+        # server and the consumer alone, per GB of the cold read, over all the cores.
+        "cold_ceiling_broker_free_mb_s": _cpu_ceiling(_g(k, "cold_consume", "resources")),
+        "cold_ceiling_broker_free_over_raw_get": _ratio(_cpu_ceiling(_g(k, "cold_consume", "resources")),
+                                                        near["get"].get("mb_per_s") if near else None),
         "tansu_produce_over_raw_put": _ratio(_g(t, "produce", "mb_per_s"), near["put"]["mb_per_s"] if near else None),
         "tansu_cold_over_raw_get": _ratio(_g(t, "cold_consume", "mb_per_s"),
                                           near["get"].get("mb_per_s") if near else None),
@@ -627,6 +642,12 @@ def table(res: dict) -> str:
         _g(t, "cold_consume", "per_quarter_second", "rsd_pct"), ratio=False)
     row("", "broker CPU s/GB", _g(k, "cold_consume", "resources", "broker_cpu_s_per_gb"),
         _g(t, "cold_consume", "resources", "broker_cpu_s_per_gb"))
+    row("", "S3 server CPU s/GB", _g(k, "cold_consume", "resources", "s3_server_cpu_s_per_gb"),
+        _g(t, "cold_consume", "resources", "s3_server_cpu_s_per_gb"))
+    row("", "consumer CPU s/GB", _g(k, "cold_consume", "resources", "loadgen_cpu_s_per_gb"),
+        _g(t, "cold_consume", "resources", "loadgen_cpu_s_per_gb"))
+    row("", "ceiling, broker free", _cpu_ceiling(_g(k, "cold_consume", "resources")),
+        _cpu_ceiling(_g(t, "cold_consume", "resources")), ratio=False)
     row("", "MB read", _nz(_g(k, "cold_consume", "payload_bytes")), _nz(_g(t, "cold_consume", "payload_bytes")), 0,
         ratio=False)
     row("", "restart s", _g(k, "cold_consume", "restart_s"), _g(t, "cold_consume", "restart_s"), 2, ratio=False)
@@ -678,11 +699,13 @@ def table(res: dict) -> str:
     if isinstance(raw, list) and raw:
         lines.append("")
         lines.append(f"5 raw S3 (minio client, {raw[0].get('concurrency')} concurrent)")
-        lines.append("object KiB   PUT MB/s   PUT p99 ms   GET MB/s   GET p99 ms")
+        lines.append("object KiB   PUT MB/s   PUT p99 ms   GET MB/s   GET p99 ms   GET: S3 CPU s/GB   client CPU s/GB")
         for r in raw:
             lines.append(f"{r['object_bytes'] // 1024:>10} {_fmt(r['put'].get('mb_per_s')):>10} "
                          f"{_fmt(_g(r, 'put', 'latency_ms', 'p99')):>12} {_fmt(r['get'].get('mb_per_s')):>10} "
-                         f"{_fmt(_g(r, 'get', 'latency_ms', 'p99')):>12}")
+                         f"{_fmt(_g(r, 'get', 'latency_ms', 'p99')):>12} "
+                         f"{_fmt(_g(r, 'get', 's3_server_cpu_s_per_gb'), 2):>18} "
+                         f"{_fmt(_g(r, 'get', 'client_cpu_s_per_gb'), 2):>17}")
     ratios = res.get("ratios", {})
     if ratios:
         lines.append("")
@@ -851,7 +874,7 @@ def main() -> int:
             say(f"5. raw S3: sizes {[s // 1024 for s in cfg['raw_sizes']]} KiB, {cfg['raw_conc']} concurrent, "
                 f"{cfg['raw_s']} s per phase")
             res["raw_s3"] = _guard("raw S3", raw_s3, *s3args, sizes=cfg["raw_sizes"], concurrency=cfg["raw_conc"],
-                                   seconds=cfg["raw_s"])
+                                   seconds=cfg["raw_s"], server_pid=stack_s3_pid(stack))
             for r in res["raw_s3"] if isinstance(res["raw_s3"], list) else []:
                 say(f"raw S3 {r['object_bytes'] // 1024} KiB: PUT {r['put'].get('mb_per_s')} MB/s, "
                     f"GET {r['get'].get('mb_per_s')} MB/s")

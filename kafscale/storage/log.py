@@ -483,14 +483,16 @@ class PartitionLog:
     async def prefetch(self, offset: int, want: int) -> None:
         """Start fetching the uncached segments that hold the ``want`` bytes from
         ``offset`` on (a sequential consumer's next reads), side by side."""
+        self.mgr.note_read(self.topic, self.partition)
         i = bisect.bisect_right(self._bases, offset) - 1
         if i < 0 or offset >= self.state.hw:
             return
         size = 0
+        whole_objects = self.mgr.reads_whole_topic(self.topic)
         for seg in self.segments[i:i + MAX_PREFETCH_SEGMENTS]:
             if size >= want or seg.base >= self.state.hw:
                 break
-            if not await self.mgr.read_ahead(seg):
+            if not await self.mgr.read_ahead(seg, whole_objects):
                 break
             size += seg.size
 

@@ -673,6 +673,61 @@ def test_a_corrupt_segment_in_a_shared_get_fails_only_its_own_partition(env):
     run(main)
 
 
+def test_a_topic_read_across_its_partitions_has_its_objects_read_whole(env):
+    store, objects, cluster, cfg = env
+
+    async def main():
+        mgr = await _owned_topic(env, 12)
+        staged = await _stage_all(mgr, "t", range(12))
+        for plog, w in staged:
+            await plog.committed(w, 5.0)
+        fresh = await _manager(env)
+        # One partition at a time: five readers of 12 partitions each GET their own range.
+        for p in range(5):
+            assert [r.value for r in await read_all(await fresh.partition_log("t", p))] == [
+                f"x{p}-0".encode(), f"x{p}-1".encode()]
+        assert objects.gets == 5 and fresh.stats["whole_object_gets"] == 0
+        # The sixth makes half the topic read at once: its object is read whole, and the
+        # segments of the partitions not read yet come along into the cache.
+        for p in range(5, 12):
+            assert [r.value for r in await read_all(await fresh.partition_log("t", p))] == [
+                f"x{p}-0".encode(), f"x{p}-1".encode()]
+        assert objects.gets == 6 and fresh.stats["whole_object_gets"] == 1
+        assert fresh.stats["segments_read_along"] == 6 and len(fresh.cache) == 12
+        await mgr.stop()
+        await fresh.stop()
+    run(main)
+
+
+def test_a_corrupt_segment_in_an_object_read_whole_is_not_cached_and_fails_only_its_reads(env):
+    store, objects, cluster, cfg = env
+
+    async def main():
+        mgr = await _owned_topic(env, 4)
+        staged = await _stage_all(mgr, "t", range(4))
+        for plog, w in staged:
+            await plog.committed(w, 5.0)
+        ref = (await mgr.owned_log("t", 3)).segments[0]
+        data = bytearray(objects.objects[ref.key])
+        data[ref.pos + fmt.HEADER_SIZE + 10] ^= 0xFF
+        objects.objects[ref.key] = bytes(data)
+        fresh = await _manager(env)
+        got = []
+        for p in range(4):
+            try:
+                got.append([r.value for r in await read_all(await fresh.partition_log("t", p))])
+            except KafkaError as exc:
+                got.append(exc)
+        assert got[:3] == [[f"x{p}-0".encode(), f"x{p}-1".encode()] for p in range(3)]
+        assert isinstance(got[3], KafkaError) and got[3].code == ErrorCode.CORRUPT_MESSAGE
+        # p0 ranged; p1 whole (2 of 4 read) with p2 along, not p3; p3 then GETs it again.
+        assert fresh.stats["whole_object_gets"] == 2 and fresh.stats["segments_read_along"] == 1
+        assert objects.gets == 3 and len(fresh.cache) == 3
+        await mgr.stop()
+        await fresh.stop()
+    run(main)
+
+
 def test_a_failed_get_fails_its_readers_retriably_and_the_next_read_gets_again(env):
     store, objects, cluster, cfg = env
 
