@@ -4,7 +4,7 @@
 #   make install   .venv with kafscale (editable, Cython extension compiled) + test deps
 #   make run       the broker with its local default stack (etcd + S3 under ./data)
 #   make test      system deps, install, then the whole test suite
-#   make bench     Kafscale vs Tansu vs raw S3 on this machine (bench/run.py, ~20 min; docs/performance.md)
+#   make bench     Kafscale vs Tansu vs raw S3 on this machine (bench/run.py, ~11 min; docs/performance.md)
 #   make bench-quick   the same, small and short (~2 min);  make bench-kernels  the Cython kernels alone
 #   make clean     build artifacts;  make distclean  also .venv and tests/js/node_modules
 
