@@ -120,6 +120,7 @@ class LogManager:
         self._object_queue: dict[str, list[_Load]] = {}  # segments waiting for their object's GET
         self._whole_objects: set[str] = set()  # objects in _object_queue to be read whole
         self._reads: dict[str, dict[int, float]] = {}  # topic id -> partition -> when last read
+        self._reads_whole: dict[str, tuple[float, bool, int]] = {}  # reads_whole_topic's last count
         self._commit_event = rt.event()
         self._room = rt.event()
         self._deletions_wake = rt.event()
@@ -202,6 +203,7 @@ class LogManager:
             del self.flushers[tid]
         for tid in [t for t in self._reads if t not in live]:
             del self._reads[tid]
+            self._reads_whole.pop(tid, None)
 
     async def _flush_timer(self) -> None:
         interval = max(self.config.flush_interval_ms, 5) / 1000.0
@@ -514,9 +516,14 @@ class LogManager:
         reads = self._reads.get(topic.id)
         if not reads or len(reads) < 2:
             return False
-        since = self.rt.monotonic() - ACTIVE_READ_S
-        active = sum(1 for t in reads.values() if t >= since)
-        return active >= 2 and 2 * active >= topic.partitions
+        now = self.rt.monotonic()
+        known = self._reads_whole.get(topic.id)
+        if known is not None and known[0] > now - 0.5 and (known[1] or len(reads) < known[2]):
+            return known[1]  # (counted at most twice a second: a fetch asks for every partition)
+        active = sum(1 for t in reads.values() if t >= now - ACTIVE_READ_S)
+        whole = active >= 2 and 2 * active >= topic.partitions
+        self._reads_whole[topic.id] = (now, whole, len(reads))
+        return whole
 
     async def read_ahead(self, seg: SegmentRef, whole_object: bool = False) -> bool:
         """Start loading ``seg`` into the cache in the background (once); False if it is
