@@ -11,6 +11,7 @@ time (``time.time()``, float64) for end-to-end latency.
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import io
 import os
@@ -208,6 +209,20 @@ class Tailer(threading.Thread):
         self.join(10)
 
 
+@contextlib.contextmanager
+def no_gc():
+    """The cycle collector off (after one collection) for a measured loop: the loops
+    make many objects and no cycles, and the collector's full passes over this
+    process's heap (the scenarios before leave a large one) stalled them for hundreds
+    of ms, which is no broker's doing."""
+    gc.collect()
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
+
+
 def produce_at_rate(bootstrap: str, topic: str, partitions: int, mb_per_s: float, seconds: float,
                     tail: bool = False, drain_timeout: float = 120, warmup_s: float = 0.0) -> dict:
     """Produce at a fixed rate (sent in 5 ms ticks) for ``seconds``; optionally with a
@@ -218,6 +233,11 @@ def produce_at_rate(bootstrap: str, topic: str, partitions: int, mb_per_s: float
     warm = _Deliveries()
     p = _producer(bootstrap, d)
     tailer = Tailer(bootstrap, topic, partitions) if tail else None
+    with no_gc():
+        return _produce_at_rate(p, d, warm, tailer, topic, partitions, mb_per_s, seconds, drain_timeout, warmup_s)
+
+
+def _produce_at_rate(p, d, warm, tailer, topic, partitions, mb_per_s, seconds, drain_timeout, warmup_s) -> dict:
     if tailer:
         tailer.start()
         time.sleep(0.5)  # let it connect and start polling before the first send
@@ -301,30 +321,25 @@ def consume_backlog(bootstrap: str, topic: str, partitions: int, max_bytes: floa
         n = errors = nbytes = 0
         first_msg_s = None
         marks, got = array("d"), array("q")
-        # The loop makes 10,000 message objects per call and no cycles: the collector's
-        # full passes over this process's heap (the scenarios before left a large one)
-        # would stall the consumer for hundreds of ms, which is no broker's doing.
-        gc.collect()
-        gc.disable()
         t0 = time.monotonic()
         c.assign([TopicPartition(topic, p, 0) for p in range(partitions)])
         deadline = t0 + timeout
-        while n < want and time.monotonic() < deadline:
-            msgs = c.consume(10000, 0.5)
-            for m in msgs:
-                if m.error() is not None:
-                    errors += 1
-                    continue
-                n += 1
-                nbytes += len(m)  # (the value's length, without copying it out as m.value() does)
-            if msgs:
-                marks.append(time.monotonic())
-                got.append(len(msgs))
-            if first_msg_s is None and msgs:
-                first_msg_s = time.monotonic() - t0
+        with no_gc():
+            while n < want and time.monotonic() < deadline:
+                msgs = c.consume(10000, 0.5)
+                for m in msgs:
+                    if m.error() is not None:
+                        errors += 1
+                        continue
+                    n += 1
+                    nbytes += len(m)  # (the value's length, without copying it out as m.value() does)
+                if msgs:
+                    marks.append(time.monotonic())
+                    got.append(len(msgs))
+                if first_msg_s is None and msgs:
+                    first_msg_s = time.monotonic() - t0
         elapsed = time.monotonic() - t0
     finally:
-        gc.enable()
         c.close()
     return {
         "backlog_messages": total, "wanted": want, "consumed": n, "errors": errors, "timed_out": n < want,
