@@ -119,27 +119,27 @@ class Connection:
         queue = curio.Queue(self.MAX_IN_FLIGHT)
         sender = await curio.spawn(self._send_in_order, queue, daemon=True)
         try:
-            async with self.sock:
-                try:
-                    while not self.stopping and not sender.terminated:
-                        data = await self.sock.recv(256 * 1024)
-                        if not data:
+            try:
+                while not self.stopping and not sender.terminated:
+                    data = await self.sock.recv(256 * 1024)
+                    if not data:
+                        break
+                    decoder.feed(data)
+                    while not self.stopping:
+                        frame = decoder.next_frame()
+                        if frame is None:
                             break
-                        decoder.feed(data)
-                        while not self.stopping:
-                            frame = decoder.next_frame()
-                            if frame is None:
-                                break
-                            if self.in_flight and self.in_flight_bytes + len(frame) > self.MAX_IN_FLIGHT_BYTES:
-                                self._room = curio.Event()
-                                await self._room.wait()
-                            self.in_flight += 1
-                            self.in_flight_bytes += len(frame)
-                            ticket, self.tickets = self.tickets, self.tickets + 1
-                            await queue.put(await curio.spawn(self._handle, frame, ticket, daemon=True))
-                except (DecodeError, CloseConnection) as exc:
-                    log.info("closing connection from %s: %s", self.addr, exc)
-                # Answer what was read before the end (or the bad frame), then close.
+                        if self.in_flight and self.in_flight_bytes + len(frame) > self.MAX_IN_FLIGHT_BYTES:
+                            self._room = curio.Event()
+                            await self._room.wait()
+                        self.in_flight += 1
+                        self.in_flight_bytes += len(frame)
+                        ticket, self.tickets = self.tickets, self.tickets + 1
+                        await queue.put(await curio.spawn(self._handle, frame, ticket, daemon=True))
+            except (DecodeError, CloseConnection) as exc:
+                log.info("closing connection from %s: %s", self.addr, exc)
+            # Answer what was read before the end (or the bad frame), then close.
+            if not sender.terminated:
                 await queue.put(None)
                 await sender.join()
         except (ConnectionError, OSError) as exc:
@@ -147,7 +147,12 @@ class Connection:
         except curio.TaskError as exc:
             log.debug("connection from %s: %s", self.addr, exc.__cause__ or exc)
         finally:
+            # The sender ends before the socket closes: curio keeps a task's last socket
+            # registered with the selector until the task next waits, and a socket
+            # closed under it then fails that wait with EBADF, which stops the whole
+            # kernel (a client closing mid-response brought the broker down).
             await sender.cancel()
+            await self.sock.close()
             self.server.connections.discard(self)
 
     async def _handle(self, frame: memoryview, ticket: int) -> list | None:
@@ -160,6 +165,14 @@ class Connection:
             if self._room is not None:
                 room, self._room = self._room, None
                 await room.set()
+
+    def _shutdown(self) -> None:
+        """Stop both directions of the socket (the reader's recv returns at once); the
+        reader closes it."""
+        try:
+            self.sock._socket.shutdown(socket_module.SHUT_RDWR)
+        except OSError:
+            pass
 
     async def _send_in_order(self, queue: Any) -> None:
         """Send each response in request order; after a request that must close the
@@ -182,14 +195,17 @@ class Connection:
                     log.error("connection from %s: request failed: %r", self.addr, cause)
                 closing = True
                 self.stopping = True
-                try:
-                    self.sock._socket.shutdown(socket_module.SHUT_RDWR)
-                except OSError:
-                    pass
+                self._shutdown()
                 continue
             if out is not None:
-                for part in out:  # (large record sets go out from the cache, uncopied)
-                    await self.sock.sendall(part)
+                try:
+                    for part in out:  # (large record sets go out from the cache, uncopied)
+                        await self.sock.sendall(part)
+                except (ConnectionError, OSError) as exc:  # the client went away
+                    log.debug("connection from %s: %s", self.addr, exc)
+                    self.stopping = True
+                    self._shutdown()
+                    return
 
     async def process(self, frame: memoryview, ticket: int = 0) -> list | None:
         """The response to one request frame, as buffers to send in order (or None)."""

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import socket
 import struct
 import threading
 import uuid
 
 import pytest
 
-from kafscale.protocol import messages
+from kafscale.protocol import headers, messages
 from kafscale.protocol.records import build_batch
 from tests.integration.test_clients import confluent_consume, confluent_produce, create_topic
 from tests.integration.clientdata import messages as make_messages
@@ -234,3 +235,33 @@ def test_transactional_producer_is_refused_clearly(broker):
     with RawClient(broker.bootstrap) as c:
         init = c.request(22, 4, messages.InitProducerIdRequest(transactional_id="tx", transaction_timeout_ms=1000))
         assert init.error_code == 53  # TRANSACTIONAL_ID_AUTHORIZATION_FAILED
+
+
+def test_clients_that_vanish_in_the_middle_of_large_responses_leave_the_broker_up(busy):
+    """Clients that pipeline fetches of megabytes and then reset the connection while
+    the answers are being sent: each only loses its own connection. (A socket closed
+    while the task sending on it was still registered with curio's selector once
+    stopped the whole broker with EBADF.)"""
+    broker = busy
+    topic = f"vanish-{uuid.uuid4().hex[:6]}"
+    create_topic(broker.bootstrap, topic, partitions=4)
+    value = bytes(range(256)) * 400  # ~100 KB, so a fetch answer is megabytes
+    with RawClient(broker.bootstrap) as c:
+        for i in range(24):
+            assert _produce_code(c, topic, i % 4, build_batch(
+                [(b"k", value, [], 1_700_000_000_000 + j) for j in range(10)])) == 0
+    F = messages.FetchRequest
+    fetch = F(replica_id=-1, max_wait_ms=100, min_bytes=1, max_bytes=64 << 20, isolation_level=0,
+              session_id=0, session_epoch=-1,
+              topics=[F.FetchTopic(topic=topic, partitions=[
+                  F.FetchPartition(partition=p, fetch_offset=0, partition_max_bytes=16 << 20) for p in range(4)])])
+    for round_ in range(40):
+        c = RawClient(broker.bootstrap)
+        for _ in range(8):
+            c.correlation += 1
+            c.send_raw(headers.encode_request(1, 11, c.correlation, "vanish", fetch))
+        c.sock.recv(round_ * 4096 + 1)  # (the first answer has started)
+        c.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        c.close()  # a reset, with most of the answers unsent
+    _alive(broker)
+    assert broker.running
