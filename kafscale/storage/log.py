@@ -50,6 +50,14 @@ MAX_PREFETCH_SEGMENTS = 128
 
 MAX_PRODUCERS = 1000  # idempotent producers remembered per partition
 PRODUCER_BATCHES = 5  # batches remembered per producer (max.in.flight of idempotent clients)
+# For this long after a broker takes a partition over from another owner, an idempotent batch that skips
+# sequence numbers is answered with a retriable REQUEST_TIMED_OUT, not
+# OUT_OF_ORDER_SEQUENCE_NUMBER: the batches before it are most likely still on their
+# way back from the previous owner (refused there, or lost with it). librdkafka answers
+# OUT_OF_ORDER_SEQUENCE_NUMBER by bumping the producer epoch and renumbering every
+# unacknowledged batch of every partition, and a batch the dead owner had in fact
+# written then comes back under new numbers and is written twice.
+SEQUENCE_GAP_GRACE_S = 15.0
 
 
 class _Waiter:
@@ -111,6 +119,7 @@ class PartitionLog:
         # and the next offset and producer table are re-derived (see _recover).
         self._recovering = False
         self._reload = False  # ... from etcd, since a commit's outcome is not known
+        self.took_over_at = -1e9  # when this broker took the partition over from another owner
         self._reloading = False
         # The state the last flush under way will commit (None when none is): the next
         # flush of this partition commits against it, since it lands right after.
@@ -162,6 +171,8 @@ class PartitionLog:
         self.leader, self.leader_raw = leader, raw
         self.next_offset = self.state.hw
         self.owned = self.was_owner = True
+        # (epoch 1: the partition never had another owner, so nothing is in flight elsewhere)
+        self.took_over_at = self.rt.monotonic() if leader.epoch > 1 else -1e9
         log.info("%s-%d: owner at epoch %d, hw %d", self.name, self.partition, leader.epoch, self.hw)
 
     async def release(self) -> None:
@@ -312,6 +323,11 @@ class PartitionLog:
                 return base
         expected = (batches[-1][1] + 1) & 0x7FFFFFFF
         if seq != expected:
+            ahead = 0 < (seq - expected) & 0x7FFFFFFF < 1 << 30
+            if ahead and self.rt.monotonic() - self.took_over_at < SEQUENCE_GAP_GRACE_S:
+                raise KafkaError(f"producer {pid}: sequence {seq}, expected {expected} (the batches before "
+                                 "it are still to come from the previous owner's clients)",
+                                 ErrorCode.REQUEST_TIMED_OUT)
             raise KafkaError(f"producer {pid}: sequence {seq}, expected {expected}",
                              ErrorCode.OUT_OF_ORDER_SEQUENCE_NUMBER)
         return None

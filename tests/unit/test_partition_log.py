@@ -19,6 +19,7 @@ from kafscale.metadata.memory import MemoryStore
 from kafscale.metadata.store import Delete, StoreUnavailable
 from kafscale.protocol.records import build_batch, decode_records
 from kafscale.server.runtime import CurioRuntime
+from kafscale.storage import log as log_mod
 from kafscale.storage import segment as fmt
 from kafscale.storage.engine import LogManager
 from kafscale.storage.objectstore import ObjectStoreError
@@ -262,6 +263,35 @@ def test_corrupt_segment_object_is_an_error_not_data(env):
         assert err.value.code == ErrorCode.CORRUPT_MESSAGE
         await mgr.stop()
     run(main)
+
+
+def test_a_sequence_gap_just_after_a_takeover_is_retriable_and_the_retry_fits(env):
+    """The batches before the gap are on their way back from the previous owner: the
+    gapped batch is told to retry (REQUEST_TIMED_OUT), not OUT_OF_ORDER_SEQUENCE_NUMBER,
+    which makes librdkafka renumber, and so duplicate, what the old owner wrote."""
+    async def first():
+        mgr, plog = await _owned(env)
+        assert await _append(plog, 2, pid=5, seq=0) == 0
+        await mgr.release("t", 0)
+        await mgr.stop()
+
+    async def second():
+        mgr = await _manager(env)
+        plog = await mgr.owned_log("t", 0)
+        assert plog.epoch == 2
+        with pytest.raises(KafkaError) as err:
+            await _append(plog, 2, pid=5, seq=4)  # seq 2-3 went to the old owner, refused
+        assert err.value.code == ErrorCode.REQUEST_TIMED_OUT and err.value.retriable
+        assert await _append(plog, 2, pid=5, seq=2) == 2  # their retry
+        assert await _append(plog, 2, pid=5, seq=4) == 4  # and then the gapped batch's
+        plog.took_over_at -= log_mod.SEQUENCE_GAP_GRACE_S  # long after the takeover: a real gap
+        with pytest.raises(KafkaError) as err:
+            await _append(plog, 1, pid=5, seq=9)
+        assert err.value.code == ErrorCode.OUT_OF_ORDER_SEQUENCE_NUMBER
+        assert plog.hw == 6
+        await mgr.stop()
+    run(first)
+    run(second)
 
 
 def test_idempotent_duplicate_and_gap(env):
