@@ -643,6 +643,23 @@ def test_flushes_landing_behind_a_lost_commit_answer_stay_in_the_producer_table(
     run(main)
 
 
+async def _committed_topic(env, partitions: int):
+    """A manager owning topic "t", with one committed object holding two records of
+    every partition ("x{p}-0", "x{p}-1")."""
+    mgr = await _owned_topic(env, partitions)
+    for plog, w in await _stage_all(mgr, "t", range(partitions)):
+        await plog.committed(w, 5.0)
+    return mgr
+
+
+async def _corrupt_segment(mgr, objects, partition: int) -> None:
+    """Flip a byte inside the body of ``partition``'s first segment in its object."""
+    ref = (await mgr.owned_log("t", partition)).segments[0]
+    data = bytearray(objects.objects[ref.key])
+    data[ref.pos + fmt.HEADER_SIZE + 10] ^= 0xFF
+    objects.objects[ref.key] = bytes(data)
+
+
 async def _read_together(mgr, topic: str, parts) -> list:
     """Read offset 0 of ``parts`` as one fetch does: every partition's reads are started
     (prefetch) before the first one is awaited. Each result: values, or the exception."""
@@ -662,10 +679,7 @@ def test_segments_of_one_object_read_together_share_one_get(env):
     store, objects, cluster, cfg = env
 
     async def main():
-        mgr = await _owned_topic(env, 12)
-        staged = await _stage_all(mgr, "t", range(12))
-        for plog, w in staged:
-            await plog.committed(w, 5.0)
+        mgr = await _committed_topic(env, 12)
         fresh = await _manager(env)  # (empty cache)
         got = await _read_together(fresh, "t", range(12))
         assert got == [[f"x{p}-0".encode(), f"x{p}-1".encode()] for p in range(12)]
@@ -685,14 +699,8 @@ def test_a_corrupt_segment_in_a_shared_get_fails_only_its_own_partition(env):
     store, objects, cluster, cfg = env
 
     async def main():
-        mgr = await _owned_topic(env, 3)
-        staged = await _stage_all(mgr, "t", range(3))
-        for plog, w in staged:
-            await plog.committed(w, 5.0)
-        ref = (await mgr.owned_log("t", 1)).segments[0]
-        data = bytearray(objects.objects[ref.key])
-        data[ref.pos + fmt.HEADER_SIZE + 10] ^= 0xFF
-        objects.objects[ref.key] = bytes(data)
+        mgr = await _committed_topic(env, 3)
+        await _corrupt_segment(mgr, objects, 1)
         fresh = await _manager(env)
         p0, p1, p2 = await _read_together(fresh, "t", range(3))
         assert objects.gets == 2  # the shared GET, then partition 1's read tries its own
@@ -707,10 +715,7 @@ def test_a_topic_read_across_its_partitions_has_its_objects_read_whole(env):
     store, objects, cluster, cfg = env
 
     async def main():
-        mgr = await _owned_topic(env, 12)
-        staged = await _stage_all(mgr, "t", range(12))
-        for plog, w in staged:
-            await plog.committed(w, 5.0)
+        mgr = await _committed_topic(env, 12)
         fresh = await _manager(env)
         # One partition at a time: five readers of 12 partitions each GET their own range.
         for p in range(5):
@@ -733,14 +738,8 @@ def test_a_corrupt_segment_in_an_object_read_whole_is_not_cached_and_fails_only_
     store, objects, cluster, cfg = env
 
     async def main():
-        mgr = await _owned_topic(env, 4)
-        staged = await _stage_all(mgr, "t", range(4))
-        for plog, w in staged:
-            await plog.committed(w, 5.0)
-        ref = (await mgr.owned_log("t", 3)).segments[0]
-        data = bytearray(objects.objects[ref.key])
-        data[ref.pos + fmt.HEADER_SIZE + 10] ^= 0xFF
-        objects.objects[ref.key] = bytes(data)
+        mgr = await _committed_topic(env, 4)
+        await _corrupt_segment(mgr, objects, 3)
         fresh = await _manager(env)
         got = []
         for p in range(4):
@@ -762,10 +761,7 @@ def test_a_failed_get_fails_its_readers_retriably_and_the_next_read_gets_again(e
     store, objects, cluster, cfg = env
 
     async def main():
-        mgr = await _owned_topic(env, 2)
-        staged = await _stage_all(mgr, "t", range(2))
-        for plog, w in staged:
-            await plog.committed(w, 5.0)
+        mgr = await _committed_topic(env, 2)
         fresh = await _manager(env)
         objects.fail = True
         got = await _read_together(fresh, "t", range(2))
