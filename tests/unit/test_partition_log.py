@@ -643,6 +643,14 @@ def test_flushes_landing_behind_a_lost_commit_answer_stay_in_the_producer_table(
     run(main)
 
 
+async def _read_alone(mgr, topic: str, partition: int) -> list:
+    """One partition's values read on their own, or the exception the read raised."""
+    try:
+        return [r.value for r in await read_all(await mgr.partition_log(topic, partition))]
+    except KafkaError as exc:
+        return exc
+
+
 async def _committed_topic(env, partitions: int):
     """A manager owning topic "t", with one committed object holding two records of
     every partition ("x{p}-0", "x{p}-1")."""
@@ -719,14 +727,12 @@ def test_a_topic_read_across_its_partitions_has_its_objects_read_whole(env):
         fresh = await _manager(env)
         # One partition at a time: five readers of 12 partitions each GET their own range.
         for p in range(5):
-            assert [r.value for r in await read_all(await fresh.partition_log("t", p))] == [
-                f"x{p}-0".encode(), f"x{p}-1".encode()]
+            assert await _read_alone(fresh, "t", p) == [f"x{p}-0".encode(), f"x{p}-1".encode()]
         assert objects.gets == 5 and fresh.stats["whole_object_gets"] == 0
         # The sixth makes half the topic read at once: its object is read whole, and the
         # segments of the partitions not read yet come along into the cache.
         for p in range(5, 12):
-            assert [r.value for r in await read_all(await fresh.partition_log("t", p))] == [
-                f"x{p}-0".encode(), f"x{p}-1".encode()]
+            assert await _read_alone(fresh, "t", p) == [f"x{p}-0".encode(), f"x{p}-1".encode()]
         assert objects.gets == 6 and fresh.stats["whole_object_gets"] == 1
         assert fresh.stats["segments_read_along"] == 6 and len(fresh.cache) == 12
         await mgr.stop()
@@ -741,12 +747,7 @@ def test_a_corrupt_segment_in_an_object_read_whole_is_not_cached_and_fails_only_
         mgr = await _committed_topic(env, 4)
         await _corrupt_segment(mgr, objects, 3)
         fresh = await _manager(env)
-        got = []
-        for p in range(4):
-            try:
-                got.append([r.value for r in await read_all(await fresh.partition_log("t", p))])
-            except KafkaError as exc:
-                got.append(exc)
+        got = [await _read_alone(fresh, "t", p) for p in range(4)]
         assert got[:3] == [[f"x{p}-0".encode(), f"x{p}-1".encode()] for p in range(3)]
         assert isinstance(got[3], KafkaError) and got[3].code == ErrorCode.CORRUPT_MESSAGE
         # p0 ranged; p1 whole (2 of 4 read) with p2 along, not p3; p3 then GETs it again.
