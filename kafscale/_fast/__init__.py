@@ -37,6 +37,15 @@ TRUNCATED: int = _impl.TRUNCATED
 BAD_MAGIC: int = _impl.BAD_MAGIC
 BAD_CRC: int = _impl.BAD_CRC
 BAD_COUNT: int = _impl.BAD_COUNT
+BAD_OFFSETS: int = _impl.BAD_OFFSETS
+BAD_TIMESTAMP: int = _impl.BAD_TIMESTAMP
+NULL_KEY: int = _impl.NULL_KEY
+BAD_CODEC: int = _impl.BAD_CODEC
+CONTROL: int = _impl.CONTROL
+BAD_SEQUENCE: int = _impl.BAD_SEQUENCE
+CHECK_TIMESTAMPS: int = _impl.CHECK_TIMESTAMPS
+REQUIRE_KEYS: int = _impl.REQUIRE_KEYS
+FROM_CLIENT: int = _impl.FROM_CLIENT
 BATCH_HEADER_SIZE: int = _impl.BATCH_HEADER_SIZE
 
 crc32c = _impl.crc32c
@@ -46,6 +55,7 @@ read_uvarint = _impl.read_uvarint
 write_varint = _impl.write_varint
 write_uvarint = _impl.write_uvarint
 walk_batches = _impl.walk_batches
+check_records = _impl.check_records
 rewrite_base_offsets = _impl.rewrite_base_offsets
 scan_batches = _impl.scan_batches
 find_timestamp = _impl.find_timestamp
@@ -60,6 +70,15 @@ __all__ = [
     "BAD_MAGIC",
     "BAD_CRC",
     "BAD_COUNT",
+    "BAD_OFFSETS",
+    "BAD_TIMESTAMP",
+    "NULL_KEY",
+    "BAD_CODEC",
+    "CONTROL",
+    "BAD_SEQUENCE",
+    "CHECK_TIMESTAMPS",
+    "REQUIRE_KEYS",
+    "FROM_CLIENT",
     "BATCH_HEADER_SIZE",
     "crc32c",
     "read_varint",
@@ -68,6 +87,7 @@ __all__ = [
     "write_varint",
     "write_uvarint",
     "walk_batches",
+    "check_records",
     "rewrite_base_offsets",
     "scan_batches",
     "find_timestamp",

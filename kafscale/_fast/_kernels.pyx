@@ -10,19 +10,40 @@ module can run with ``boundscheck(False)``. Large buffers are processed without 
 from libc.stdint cimport int16_t, int32_t, int64_t, uint8_t, uint32_t, uint64_t
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize
 
-# walk_batches statuses (same values in _pure)
+# walk_batches / check_records statuses (same values in _pure)
 cdef enum:
     _OK = 0
     _TRUNCATED = 1
     _BAD_MAGIC = 2
     _BAD_CRC = 3
     _BAD_COUNT = 4
+    _BAD_OFFSETS = 5
+    _BAD_TIMESTAMP = 6
+    _NULL_KEY = 7
+    _BAD_CODEC = 8
+    _CONTROL = 9
+    _BAD_SEQUENCE = 10
+
+# check flags
+cdef enum:
+    _CHECK_TIMESTAMPS = 1
+    _REQUIRE_KEYS = 2
+    _FROM_CLIENT = 4
 
 OK = _OK
 TRUNCATED = _TRUNCATED
 BAD_MAGIC = _BAD_MAGIC
 BAD_CRC = _BAD_CRC
 BAD_COUNT = _BAD_COUNT
+BAD_OFFSETS = _BAD_OFFSETS
+BAD_TIMESTAMP = _BAD_TIMESTAMP
+NULL_KEY = _NULL_KEY
+BAD_CODEC = _BAD_CODEC
+CONTROL = _CONTROL
+BAD_SEQUENCE = _BAD_SEQUENCE
+CHECK_TIMESTAMPS = _CHECK_TIMESTAMPS
+REQUIRE_KEYS = _REQUIRE_KEYS
+FROM_CLIENT = _FROM_CLIENT
 
 BATCH_HEADER_SIZE = 61
 
@@ -264,72 +285,118 @@ cdef struct WalkResult:
     int64_t largest
 
 
-cdef bint _check_records(const unsigned char* p, Py_ssize_t pos, Py_ssize_t end,
-                         int32_t count) noexcept nogil:
-    """True if exactly ``count`` well-formed records fill ``p[pos:end]``."""
+cdef int _check_records(const unsigned char* p, Py_ssize_t pos, Py_ssize_t end, int32_t count,
+                        int64_t base_ts, int64_t max_ts, int flags, int32_t* at) noexcept nogil:
+    """Status of the records in ``p[pos:end]`` against their batch header: exactly
+    ``count`` well-formed records (BAD_COUNT), offset deltas 0..count-1 (BAD_OFFSETS),
+    with CHECK_TIMESTAMPS the largest timestamp equal to ``max_ts`` (BAD_TIMESTAMP),
+    with REQUIRE_KEYS no null key (NULL_KEY). ``at[0]`` is the index of the record at
+    fault (``count`` when the fault is after the last one)."""
     cdef int32_t i
-    cdef int64_t j, nheaders, flen
+    cdef int64_t j, nheaders, flen, ts, largest = 0
     cdef int field
     cdef uint64_t raw
     cdef Py_ssize_t rend
+    cdef bint any_record = False
     for i in range(count):
+        at[0] = i
         pos = _rd(p, pos, end, 5, &raw)
         if pos < 0:
-            return False
+            return _BAD_COUNT
         flen = _unzigzag(raw)
         if flen < 1 or flen > end - pos:
-            return False
+            return _BAD_COUNT
         rend = pos + <Py_ssize_t>flen
         pos += 1  # attributes
         pos = _rd(p, pos, rend, 10, &raw)  # timestampDelta
         if pos < 0:
-            return False
+            return _BAD_COUNT
+        ts = base_ts + _unzigzag(raw)
+        if not any_record or ts > largest:
+            largest = ts
+            any_record = True
         pos = _rd(p, pos, rend, 5, &raw)  # offsetDelta
         if pos < 0:
-            return False
+            return _BAD_COUNT
+        if _unzigzag(raw) != i:
+            return _BAD_OFFSETS
         for field in range(2):  # key, value
             pos = _rd(p, pos, rend, 5, &raw)
             if pos < 0:
-                return False
+                return _BAD_COUNT
             flen = _unzigzag(raw)
             if flen < -1 or flen > rend - pos:
-                return False
+                return _BAD_COUNT
             if flen > 0:
                 pos += <Py_ssize_t>flen
+            elif flen < 0 and field == 0 and (flags & _REQUIRE_KEYS):
+                return _NULL_KEY
         pos = _rd(p, pos, rend, 5, &raw)
         if pos < 0:
-            return False
+            return _BAD_COUNT
         nheaders = _unzigzag(raw)
         if nheaders < 0:
-            return False
+            return _BAD_COUNT
         j = 0
         while j < nheaders:
             pos = _rd(p, pos, rend, 5, &raw)
             if pos < 0:
-                return False
+                return _BAD_COUNT
             flen = _unzigzag(raw)
             if flen < 0 or flen > rend - pos:
-                return False
+                return _BAD_COUNT
             pos += <Py_ssize_t>flen
             pos = _rd(p, pos, rend, 5, &raw)
             if pos < 0:
-                return False
+                return _BAD_COUNT
             flen = _unzigzag(raw)
             if flen < -1 or flen > rend - pos:
-                return False
+                return _BAD_COUNT
             if flen > 0:
                 pos += <Py_ssize_t>flen
             j += 1
         if pos != rend:
-            return False
-    return pos == end
+            return _BAD_COUNT
+    at[0] = count
+    if pos != end:
+        return _BAD_COUNT
+    if (flags & _CHECK_TIMESTAMPS) and any_record and largest != max_ts:
+        return _BAD_TIMESTAMP
+    return _OK
 
 
-cdef void _walk(const unsigned char* p, Py_ssize_t n, WalkResult* r) noexcept nogil:
+def check_records(const unsigned char[::1] buf, int32_t count, int64_t base_timestamp,
+                  int64_t max_timestamp, int flags=0):
+    """Check the (decompressed) records of one batch against its header fields.
+
+    Returns ``(status, record_index)``: OK, or BAD_COUNT (not exactly ``count``
+    well-formed records), BAD_OFFSETS (offset deltas not 0..count-1), BAD_TIMESTAMP
+    (with CHECK_TIMESTAMPS: the largest record timestamp is not ``max_timestamp``) or
+    NULL_KEY (with REQUIRE_KEYS), and the index of the record at fault.
+    """
+    cdef Py_ssize_t n = buf.shape[0]
+    cdef int32_t at = 0
+    cdef int status
+    cdef const unsigned char* p
+    if count < 0:
+        return _BAD_COUNT, 0
+    if n == 0:
+        return (_OK if count == 0 else _BAD_COUNT), 0
+    p = &buf[0]
+    if n >= _NOGIL_BYTES:
+        with nogil:
+            status = _check_records(p, 0, n, count, base_timestamp, max_timestamp, flags, &at)
+    else:
+        status = _check_records(p, 0, n, count, base_timestamp, max_timestamp, flags, &at)
+    return status, at
+
+
+cdef void _walk(const unsigned char* p, Py_ssize_t n, int flags, WalkResult* r) noexcept nogil:
     cdef Py_ssize_t pos = 0, remaining, size, end
-    cdef int32_t batch_length, last_delta, count
+    cdef int32_t batch_length, last_delta, count, at
     cdef int16_t attributes
     cdef int64_t ts
+    cdef int status, record_flags
     r.status = _OK
     r.n_batches = 0
     r.n_offsets = 0
@@ -364,12 +431,27 @@ cdef void _walk(const unsigned char* p, Py_ssize_t n, WalkResult* r) noexcept no
             r.status = _BAD_COUNT
             return
         attributes = _be16(p + pos + 21)
-        if (attributes & 0x07) == 0 and not _check_records(p, pos + _HDR, end, count):
-            r.status = _BAD_COUNT
+        if (attributes & 0x07) > 4:
+            r.status = _BAD_CODEC
             return
+        if flags & _FROM_CLIENT:
+            if attributes & 0x20:
+                r.status = _CONTROL
+                return
+            if _be64(p + pos + 43) >= 0 and _be32(p + pos + 53) < 0:
+                r.status = _BAD_SEQUENCE
+                return
+        ts = _be64(p + pos + 35)
+        if (attributes & 0x07) == 0:
+            record_flags = flags
+            if attributes & 0x08:  # LogAppendTime: the record timestamps do not count
+                record_flags &= ~_CHECK_TIMESTAMPS
+            status = _check_records(p, pos + _HDR, end, count, _be64(p + pos + 27), ts, record_flags, &at)
+            if status != _OK:
+                r.status = status
+                return
         r.n_batches += 1
         r.n_offsets += <int64_t>last_delta + 1
-        ts = _be64(p + pos + 35)
         if ts > r.max_timestamp:
             r.max_timestamp = ts
         if size > r.largest:
@@ -377,14 +459,17 @@ cdef void _walk(const unsigned char* p, Py_ssize_t n, WalkResult* r) noexcept no
         pos = end
 
 
-def walk_batches(const unsigned char[::1] buf):
+def walk_batches(const unsigned char[::1] buf, int flags=0):
     """Validate every batch of a records blob.
 
     Returns ``(status, n_batches, n_offsets, max_timestamp, largest_batch_bytes)``; on a
     bad batch the counters cover the good batches before it. Checks per batch, in order:
     magic (as soon as its byte is present, so a short v0/v1 message set is BAD_MAGIC),
-    framing (TRUNCATED), CRC, counts and, for uncompressed batches, the records
-    themselves (BAD_COUNT). Never decompresses.
+    framing (TRUNCATED), CRC, counts (BAD_COUNT), the codec id (BAD_CODEC); with
+    FROM_CLIENT no control batch (CONTROL) and no producer id without a sequence
+    (BAD_SEQUENCE); and for uncompressed batches the records as ``check_records`` does
+    (CHECK_TIMESTAMPS applies to CreateTime batches only). Never decompresses: the
+    records of a compressed batch are for the caller to check.
     """
     cdef Py_ssize_t n = buf.shape[0]
     cdef WalkResult r
@@ -394,9 +479,9 @@ def walk_batches(const unsigned char[::1] buf):
     p = &buf[0]
     if n >= _NOGIL_BYTES:
         with nogil:
-            _walk(p, n, &r)
+            _walk(p, n, flags, &r)
     else:
-        _walk(p, n, &r)
+        _walk(p, n, flags, &r)
     return r.status, r.n_batches, r.n_offsets, r.max_timestamp, r.largest
 
 
@@ -417,11 +502,12 @@ cdef int _check_start(Py_ssize_t start, Py_ssize_t n) except -1:
     return 0
 
 
-def rewrite_base_offsets(unsigned char[::1] buf, int64_t base_offset):
+def rewrite_base_offsets(unsigned char[::1] buf, int64_t base_offset, int32_t leader_epoch=-1):
     """Give each batch consecutive offsets from ``base_offset``; return the next offset.
 
-    ``buf`` must be writable and consist of whole batches (ValueError otherwise, before
-    anything is written).
+    A ``leader_epoch`` >= 0 is stamped into each batch's partitionLeaderEpoch (like the
+    base offset, outside the CRC). ``buf`` must be writable and consist of whole batches
+    (ValueError otherwise, before anything is written).
     """
     cdef Py_ssize_t n = buf.shape[0]
     cdef Py_ssize_t pos = 0, size
@@ -438,6 +524,8 @@ def rewrite_base_offsets(unsigned char[::1] buf, int64_t base_offset):
     pos = 0
     while pos < n:
         _put_be64(p + pos, nxt)
+        if leader_epoch >= 0:
+            _put_be32(p + pos + 12, leader_epoch)
         nxt += <int64_t>_be32(p + pos + 23) + 1
         pos += _OVERHEAD + <Py_ssize_t>_be32(p + pos + 8)
     return nxt

@@ -29,6 +29,15 @@ __all__ = [
     "BAD_MAGIC",
     "BAD_CRC",
     "BAD_COUNT",
+    "BAD_OFFSETS",
+    "BAD_TIMESTAMP",
+    "NULL_KEY",
+    "BAD_CODEC",
+    "CONTROL",
+    "BAD_SEQUENCE",
+    "CHECK_TIMESTAMPS",
+    "REQUIRE_KEYS",
+    "FROM_CLIENT",
     "BATCH_HEADER_SIZE",
     "crc32c",
     "read_varint",
@@ -37,6 +46,7 @@ __all__ = [
     "write_varint",
     "write_uvarint",
     "walk_batches",
+    "check_records",
     "rewrite_base_offsets",
     "scan_batches",
     "find_timestamp",
@@ -44,12 +54,23 @@ __all__ = [
     "index_floor",
 ]
 
-# walk_batches statuses
+# walk_batches / check_records statuses
 OK = 0
 TRUNCATED = 1
 BAD_MAGIC = 2
 BAD_CRC = 3
 BAD_COUNT = 4
+BAD_OFFSETS = 5
+BAD_TIMESTAMP = 6
+NULL_KEY = 7
+BAD_CODEC = 8
+CONTROL = 9
+BAD_SEQUENCE = 10
+
+# check flags
+CHECK_TIMESTAMPS = 1
+REQUIRE_KEYS = 2
+FROM_CLIENT = 4
 
 BATCH_HEADER_SIZE = 61
 _LOG_OVERHEAD = 12  # baseOffset + batchLength
@@ -64,6 +85,8 @@ _PREFIX = struct.Struct(">qiib")
 # crc, attributes, lastOffsetDelta, baseTimestamp, maxTimestamp
 _MIDDLE = struct.Struct(">Ihiqq")
 _RECORDS_COUNT = struct.Struct(">i")
+# producerId, producerEpoch, baseSequence
+_PRODUCER = struct.Struct(">qhi")
 
 _INT32_MIN = -(1 << 31)
 _INT32_MAX = (1 << 31) - 1
@@ -174,64 +197,102 @@ def write_uvarint(n: int) -> bytes:
     return _write_raw(n)
 
 
-def _check_records(mv: memoryview, p: int, end: int, count: int) -> bool:
-    """True if exactly ``count`` well-formed records fill ``mv[p:end]``."""
+def _zz(raw: int) -> int:
+    return (raw >> 1) ^ -(raw & 1)
+
+
+def _check_records(mv: memoryview, p: int, end: int, count: int, base_ts: int, max_ts: int,
+                   flags: int) -> tuple[int, int]:
+    """(status, index of the record at fault) of the records in ``mv[p:end]`` (see
+    ``check_records``)."""
+    largest = None
+    i = 0
     try:
-        for _ in range(count):
+        for i in range(count):
             raw, p = _read_raw(mv, p, 5, end)
-            length = (raw >> 1) ^ -(raw & 1)
-            if length < 1 or p + length > end:
-                return False
+            length = _zz(raw)
+            if length < 1 or length > end - p:
+                return BAD_COUNT, i
             rend = p + length
             p += 1  # attributes
-            _, p = _read_raw(mv, p, 10, rend)  # timestampDelta
-            _, p = _read_raw(mv, p, 5, rend)  # offsetDelta
-            for _field in range(2):  # key, value
+            raw, p = _read_raw(mv, p, 10, rend)  # timestampDelta
+            ts = base_ts + _zz(raw)
+            if largest is None or ts > largest:
+                largest = ts
+            raw, p = _read_raw(mv, p, 5, rend)  # offsetDelta
+            if _zz(raw) != i:
+                return BAD_OFFSETS, i
+            for field in range(2):  # key, value
                 raw, p = _read_raw(mv, p, 5, rend)
-                flen = (raw >> 1) ^ -(raw & 1)
-                if flen < -1:
-                    return False
+                flen = _zz(raw)
+                if flen < -1 or flen > rend - p:
+                    return BAD_COUNT, i
                 if flen > 0:
                     p += flen
-                if p > rend:
-                    return False
+                elif flen < 0 and field == 0 and flags & REQUIRE_KEYS:
+                    return NULL_KEY, i
             raw, p = _read_raw(mv, p, 5, rend)
-            nheaders = (raw >> 1) ^ -(raw & 1)
+            nheaders = _zz(raw)
             if nheaders < 0:
-                return False
+                return BAD_COUNT, i
             for _h in range(nheaders):
                 raw, p = _read_raw(mv, p, 5, rend)
-                klen = (raw >> 1) ^ -(raw & 1)
-                if klen < 0:
-                    return False
+                klen = _zz(raw)
+                if klen < 0 or klen > rend - p:
+                    return BAD_COUNT, i
                 p += klen
-                if p > rend:
-                    return False
                 raw, p = _read_raw(mv, p, 5, rend)
-                vlen = (raw >> 1) ^ -(raw & 1)
-                if vlen < -1:
-                    return False
+                vlen = _zz(raw)
+                if vlen < -1 or vlen > rend - p:
+                    return BAD_COUNT, i
                 if vlen > 0:
                     p += vlen
-                if p > rend:
-                    return False
             if p != rend:
-                return False
+                return BAD_COUNT, i
     except ValueError:  # truncated or over-long varint
-        return False
-    return p == end
+        return BAD_COUNT, i
+    if p != end:
+        return BAD_COUNT, count
+    if flags & CHECK_TIMESTAMPS and largest is not None and largest != max_ts:
+        return BAD_TIMESTAMP, count
+    return OK, count
 
 
-def walk_batches(buf) -> tuple[int, int, int, int, int]:
+def check_records(buf, count: int, base_timestamp: int, max_timestamp: int, flags: int = 0) -> tuple[int, int]:
+    """Check the (decompressed) records of one batch against its header fields.
+
+    Returns ``(status, record_index)``: OK, or BAD_COUNT (not exactly ``count``
+    well-formed records), BAD_OFFSETS (offset deltas not 0..count-1), BAD_TIMESTAMP
+    (with CHECK_TIMESTAMPS: the largest record timestamp is not ``max_timestamp``) or
+    NULL_KEY (with REQUIRE_KEYS), and the index of the record at fault.
+    """
+    mv = _bytes_view(buf)
+    if not _INT32_MIN <= count <= _INT32_MAX:
+        raise OverflowError("value too large to convert to int32_t")
+    _i64(base_timestamp)
+    _i64(max_timestamp)
+    if count < 0:
+        return BAD_COUNT, 0
+    if len(mv) == 0:
+        return (OK if count == 0 else BAD_COUNT), 0
+    return _check_records(mv, 0, len(mv), count, base_timestamp, max_timestamp, flags)
+
+
+def walk_batches(buf, flags: int = 0) -> tuple[int, int, int, int, int]:
     """Validate every batch of a records blob.
 
     Returns ``(status, n_batches, n_offsets, max_timestamp, largest_batch_bytes)``; on a
     bad batch the counters cover the good batches before it. Checks per batch, in order:
     magic (as soon as its byte is present, so a short v0/v1 message set is BAD_MAGIC),
-    framing (TRUNCATED), CRC, counts and, for uncompressed batches, the records
-    themselves (BAD_COUNT). Never decompresses.
+    framing (TRUNCATED), CRC, counts (BAD_COUNT), the codec id (BAD_CODEC); with
+    FROM_CLIENT no control batch (CONTROL) and no producer id without a sequence
+    (BAD_SEQUENCE); and for uncompressed batches the records as ``check_records`` does
+    (CHECK_TIMESTAMPS applies to CreateTime batches only). Never decompresses: the
+    records of a compressed batch are for the caller to check.
     """
     mv = _bytes_view(buf)
+    if not _INT32_MIN <= flags <= _INT32_MAX:
+        raise OverflowError("value too large to convert to int")
     n = len(mv)
     pos = 0
     n_batches = 0
@@ -259,8 +320,21 @@ def walk_batches(buf) -> tuple[int, int, int, int, int]:
         (count,) = _RECORDS_COUNT.unpack_from(mv, pos + 57)
         if count <= 0 or last_delta != count - 1:
             return BAD_COUNT, n_batches, n_offsets, max_ts, largest
-        if attributes & 0x07 == 0 and not _check_records(mv, pos + BATCH_HEADER_SIZE, end, count):
-            return BAD_COUNT, n_batches, n_offsets, max_ts, largest
+        if attributes & 0x07 > 4:
+            return BAD_CODEC, n_batches, n_offsets, max_ts, largest
+        if flags & FROM_CLIENT:
+            if attributes & 0x20:
+                return CONTROL, n_batches, n_offsets, max_ts, largest
+            pid, _epoch, seq = _PRODUCER.unpack_from(mv, pos + 43)
+            if pid >= 0 and seq < 0:
+                return BAD_SEQUENCE, n_batches, n_offsets, max_ts, largest
+        if attributes & 0x07 == 0:
+            (base_ts,) = _I64.unpack_from(mv, pos + 27)
+            record_flags = flags & ~CHECK_TIMESTAMPS if attributes & 0x08 else flags
+            status, _at = _check_records(mv, pos + BATCH_HEADER_SIZE, end, count, base_ts, batch_max_ts,
+                                         record_flags)
+            if status != OK:
+                return status, n_batches, n_offsets, max_ts, largest
         n_batches += 1
         n_offsets += last_delta + 1
         if batch_max_ts > max_ts:
@@ -294,17 +368,20 @@ def _check_start(start: int, n: int) -> None:
         raise ValueError(f"start {start} outside buffer of {n} bytes")
 
 
-def rewrite_base_offsets(buf, base_offset: int) -> int:
+def rewrite_base_offsets(buf, base_offset: int, leader_epoch: int = -1) -> int:
     """Give each batch consecutive offsets from ``base_offset``; return the next offset.
 
-    ``buf`` must be writable and consist of whole batches (ValueError otherwise, before
-    anything is written).
+    A ``leader_epoch`` >= 0 is stamped into each batch's partitionLeaderEpoch (like the
+    base offset, outside the CRC). ``buf`` must be writable and consist of whole batches
+    (ValueError otherwise, before anything is written).
     """
     mv = _bytes_view(buf)
     if mv.readonly:
         raise BufferError("Object is not writable.")
     if not _INT64_MIN <= base_offset <= _INT64_MAX:
         raise OverflowError("base_offset out of int64 range")
+    if not _INT32_MIN <= leader_epoch <= _INT32_MAX:
+        raise OverflowError("value too large to convert to int32_t")
     n = len(mv)
     pos = 0
     while pos < n:
@@ -316,6 +393,8 @@ def rewrite_base_offsets(buf, base_offset: int) -> int:
     nxt = base_offset
     while pos < n:
         _I64.pack_into(mv, pos, nxt)
+        if leader_epoch >= 0:
+            _I32.pack_into(mv, pos + 12, leader_epoch)
         (batch_length,) = _I32.unpack_from(mv, pos + 8)
         (last_delta,) = _I32.unpack_from(mv, pos + 23)
         nxt += last_delta + 1

@@ -11,7 +11,8 @@
 
 ``decompress`` never returns more than ``max_size`` bytes: a batch that would inflate
 past it raises ValueError (decompression-bomb guard), as does corrupt input or an
-unknown codec.
+unknown codec. It returns a bytes-like object (the buffer it decompressed into, not a
+copy of it).
 """
 
 from __future__ import annotations
@@ -83,7 +84,7 @@ def _gzip_decompress(data, max_size: int) -> bytes:
                     raise ValueError("gzip: truncated stream")
             rest = d.unused_data
             if not rest.strip(b"\x00"):  # trailing zero padding is tolerated, like gunzip
-                return bytes(out)
+                return out
     except zlib.error as exc:
         raise ValueError(f"gzip: {exc}") from None
 
@@ -144,7 +145,7 @@ def _snappy_decompress(data, max_size: int) -> bytes:
             raise ValueError("snappy: truncated xerial block")
         out += _snappy_block(mv[pos : pos + length], max_size - len(out), max_size)
         pos += length
-    return bytes(out)
+    return out
 
 
 # ------------------------------------------------------------------------------ lz4
@@ -180,7 +181,7 @@ def _lz4_decompress(data, max_size: int) -> bytes:
             rest = d.unused_data or b""
     except RuntimeError as exc:  # lz4.frame reports corrupt input as RuntimeError
         raise ValueError(f"lz4: {exc}") from None
-    return bytes(out)
+    return out
 
 
 # ------------------------------------------------------------------------------ zstd
@@ -220,7 +221,7 @@ def _zstd_decompress(data, max_size: int) -> bytes:
                     break
     except zstandard.ZstdError as exc:
         raise ValueError(f"zstd: {exc}") from None
-    return bytes(out)
+    return out
 
 
 # ------------------------------------------------------------------------------ API
@@ -242,7 +243,7 @@ def compress(codec: int, data) -> bytes:
     return fn(data)
 
 
-def decompress(codec: int, data, max_size: int = DEFAULT_MAX_SIZE) -> bytes:
+def decompress(codec: int, data, max_size: int = DEFAULT_MAX_SIZE) -> bytes | bytearray:
     """Decompress ``data``; ValueError if corrupt, unknown codec, or over ``max_size``."""
     fn = _DECOMPRESS.get(codec)
     if fn is None:

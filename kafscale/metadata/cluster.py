@@ -5,7 +5,7 @@ Keys, under the configurable prefix P (default ``/kafscale``)::
     P/topics/{topic}                         {"id", "partitions", "config", "created_ms"}
     P/partitions/{topic}/{p}/leader          {"broker", "epoch", "tid"}  - owner, under its lease
     P/partitions/{topic}/{p}/epoch           the last leader epoch (a counter; never leased)
-    P/partitions/{topic}/{p}/state           {"hw", "log_start"}        - committed high watermark
+    P/partitions/{topic}/{p}/state           {"hw", "log_start", "producers", "epochs"} - committed
     P/segments/{topic}/{p}/{base:020d}       segment manifest entry (see SegmentRef)
     P/deleting/{topic_id}                    {"topic", "partitions"}    - object cleanup to do
     P/brokers/{id}                           {"host", "port", "rack", ...} - under the broker's lease
@@ -99,16 +99,21 @@ class SegmentRef:
 @dataclass(frozen=True)
 class PartitionState:
     """Committed partition state. ``producers`` is the idempotent-producer table:
-    producer id -> [epoch, [[first_seq, last_seq, base_offset], ...up to 5 newest]]."""
+    producer id -> [epoch, [[first_seq, last_seq, base_offset], ...up to 5 newest]].
+    ``epochs`` is the leader-epoch history, [[epoch, start offset], ...] in order
+    (storage/epochs.py)."""
 
     hw: int = 0
     log_start: int = 0
     producers: dict[str, list] = field(default_factory=dict)
+    epochs: list[list[int]] = field(default_factory=list)
 
     def encode(self) -> bytes:
         d: dict[str, Any] = {"hw": self.hw, "log_start": self.log_start}
         if self.producers:
             d["producers"] = self.producers
+        if self.epochs:
+            d["epochs"] = self.epochs
         return orjson.dumps(d)
 
     @classmethod
@@ -116,7 +121,8 @@ class PartitionState:
         if raw is None:
             return cls()
         d = orjson.loads(raw)
-        return cls(int(d["hw"]), int(d.get("log_start", 0)), dict(d.get("producers") or {}))
+        return cls(int(d["hw"]), int(d.get("log_start", 0)), dict(d.get("producers") or {}),
+                   [[int(e), int(s)] for e, s in d.get("epochs") or ()])
 
 
 @dataclass(frozen=True)

@@ -35,9 +35,12 @@ from typing import NamedTuple, Optional
 
 from kafscale import _fast
 from kafscale._fast import codecs
+from kafscale.errors import ErrorCode, KafkaError
 
 __all__ = [
     "CorruptBatch",
+    "InvalidBatch",
+    "validate_produced",
     "Record",
     "BatchHeader",
     "BATCH_HEADER_SIZE",
@@ -337,3 +340,87 @@ def decode_records(buf, max_size: int = codecs.DEFAULT_MAX_SIZE) -> list[Record]
     for h in iter_batches(mv):
         out.extend(decode_batch_records(mv[h.position : h.end], max_size))
     return out
+
+
+# ----------------------------------------------------------------------------- validation
+
+
+class InvalidBatch(KafkaError):
+    """Produced records that Kafka's broker would refuse: the code to answer with, the
+    reason, and the index of the record at fault (-1 when it is the batch as a whole)."""
+
+    def __init__(self, message: str, code: ErrorCode, record: int = -1) -> None:
+        super().__init__(message, code)
+        self.record = record
+
+
+# walk_batches / check_records status -> (code, what was wrong)
+_REFUSALS = {
+    _fast.TRUNCATED: (ErrorCode.CORRUPT_MESSAGE, "truncated record batch"),
+    _fast.BAD_MAGIC: (ErrorCode.CORRUPT_MESSAGE, "record batch magic is not 2"),
+    _fast.BAD_CRC: (ErrorCode.CORRUPT_MESSAGE, "record batch CRC mismatch"),
+    _fast.BAD_COUNT: (ErrorCode.CORRUPT_MESSAGE, "the records do not match the batch's record count"),
+    _fast.BAD_OFFSETS: (ErrorCode.INVALID_RECORD, "record offset deltas are not 0..count-1"),
+    _fast.BAD_TIMESTAMP: (ErrorCode.INVALID_RECORD,
+                          "the batch's maxTimestamp is not the largest record timestamp"),
+    _fast.NULL_KEY: (ErrorCode.INVALID_RECORD, "a compacted topic cannot accept a record without a key"),
+    _fast.BAD_CODEC: (ErrorCode.UNSUPPORTED_COMPRESSION_TYPE, "unknown compression codec"),
+    _fast.CONTROL: (ErrorCode.INVALID_RECORD, "clients may not write control batches"),
+    _fast.BAD_SEQUENCE: (ErrorCode.INVALID_RECORD, "a batch with a producer id needs a base sequence >= 0"),
+}
+
+
+def _refuse(status: int, record: int = -1, detail: str = "") -> InvalidBatch:
+    code, what = _REFUSALS.get(status, (ErrorCode.CORRUPT_MESSAGE, "corrupt record batch"))
+    where = f" (record {record})" if record >= 0 else ""
+    return InvalidBatch(f"{what}{where}{detail}", code, record)
+
+
+def validate_produced(records, *, require_keys: bool = False,
+                      max_size: int = codecs.DEFAULT_MAX_SIZE) -> tuple[int, int, int, int]:
+    """Check a produced records blob as Kafka's broker does before it appends one.
+
+    Every batch: framing, magic 2, CRC, record count against lastOffsetDelta, a known
+    codec, no control batch, a base sequence with a producer id; the records (a
+    compressed batch is decompressed, at most ``max_size`` bytes, and walked): exactly
+    recordsCount well-formed records, offset deltas 0..count-1, maxTimestamp the largest
+    record timestamp (CreateTime batches), and with ``require_keys`` (compacted topics)
+    a key on every record. Returns ``(n_batches, n_offsets, max_timestamp,
+    largest_batch_bytes)``; raises InvalidBatch on the first fault.
+    """
+    flags = _fast.FROM_CLIENT | _fast.CHECK_TIMESTAMPS | (_fast.REQUIRE_KEYS if require_keys else 0)
+    status, n_batches, n_offsets, max_ts, largest = _fast.walk_batches(records, flags)
+    if status != _fast.OK:
+        if status in (_fast.BAD_OFFSETS, _fast.NULL_KEY) and n_batches == 0:
+            raise _refuse(status, _record_at_fault(records, flags))
+        raise _refuse(status)
+    mv = None
+    for h in iter_batches(records):
+        if not h.compression:
+            continue  # walk_batches checked its records
+        if mv is None:
+            mv = memoryview(records).cast("B") if not isinstance(records, (bytes, bytearray)) else memoryview(records)
+        try:
+            payload = codecs.decompress(h.compression, mv[h.position + BATCH_HEADER_SIZE:h.end], max_size)
+        except ValueError as exc:
+            raise InvalidBatch(f"cannot decompress the {codecs.CODEC_NAMES[h.compression]} batch: {exc}",
+                               ErrorCode.CORRUPT_MESSAGE) from None
+        record_flags = flags & ~_fast.CHECK_TIMESTAMPS if h.log_append_time else flags
+        status, at = _fast.check_records(payload, h.records_count, h.base_timestamp, h.max_timestamp,
+                                         record_flags)
+        if status != _fast.OK:
+            raise _refuse(status, at if status in (_fast.BAD_OFFSETS, _fast.NULL_KEY) else -1,
+                          f" in the {codecs.CODEC_NAMES[h.compression]} batch")
+    return n_batches, n_offsets, max_ts, largest
+
+
+def _record_at_fault(records, flags: int) -> int:
+    """The index of the record an uncompressed first batch failed on (walk_batches does
+    not say; only asked once it failed)."""
+    h = next(iter_batches(records, allow_partial=True), None)
+    if h is None:
+        return -1
+    mv = memoryview(records).cast("B") if not isinstance(records, (bytes, bytearray)) else memoryview(records)
+    _status, at = _fast.check_records(mv[h.position + BATCH_HEADER_SIZE:h.end], h.records_count,
+                                      h.base_timestamp, h.max_timestamp, flags)
+    return at

@@ -227,6 +227,12 @@ class LogManager:
     def max_message_bytes(self, topic: TopicRecord) -> int:
         return self.topic_config(topic, "max.message.bytes", self.config.max_message_bytes)
 
+    @staticmethod
+    def is_compacted(topic: TopicRecord) -> bool:
+        """cleanup.policy includes compact: every record needs a key (as in Kafka)."""
+        policy = topic.config.get("cleanup.policy", "delete")
+        return "compact" in (p.strip() for p in policy.split(","))
+
     async def create_topic(self, name: str, partitions: int, config: dict[str, str] | None = None,
                            validate_only: bool = False) -> TopicRecord:
         validate_topic_name(name)

@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING
 from kafscale.errors import NotLeader
 from kafscale.metadata.cluster import CommitConflict, Leader, PartitionState, SegmentRef, TopicRecord
 from kafscale.metadata.store import MAX_TXN_OPS
+from kafscale.storage import epochs
 from kafscale.storage import segment as fmt
 from kafscale.storage.log import PartitionLog, _remember, _Waiter
 
@@ -135,7 +136,8 @@ class TopicFlusher:
                 producers = state.producers
                 if any(w.producer for w in waiters):
                     producers = _with_batches(producers, waiters)
-                part.new_state = PartitionState(last + 1, state.log_start, producers)
+                part.new_state = PartitionState(last + 1, state.log_start, producers,
+                                                epochs.with_epoch(state.epochs, plog.epoch, base))
                 part.new_raw = part.new_state.encode()
                 plog._tail = (part.new_state, part.new_raw)
             plog._in_flight += 1

@@ -277,7 +277,7 @@ class PartitionLog:
             if duplicate is not None:
                 return self._duplicate_of(duplicate)
         base = self.next_offset
-        _fast.rewrite_base_offsets(batches, base)
+        _fast.rewrite_base_offsets(batches, base, self.epoch)
         self.next_offset = base + n_offsets
         waiter = _Waiter(self.rt.event(), base, base + n_offsets, producer)
         if producer is not None:

@@ -265,3 +265,48 @@ def test_clients_that_vanish_in_the_middle_of_large_responses_leave_the_broker_u
         c.close()  # a reset, with most of the answers unsent
     _alive(broker)
     assert broker.running
+
+
+def _high_watermark(client: RawClient, topic: str) -> int:
+    R = messages.ListOffsetsRequest
+    req = R(replica_id=-1, isolation_level=0, topics=[R.ListOffsetsTopic(name=topic, partitions=[
+        R.ListOffsetsPartition(partition_index=0, current_leader_epoch=-1, timestamp=-1)])])
+    p = client.request(2, 7, req).topics[0].partitions[0]
+    assert p.error_code == 0
+    return p.offset
+
+
+def test_every_invalid_batch_is_refused_and_nothing_of_it_is_stored(busy):
+    """Batches whose CRC is right but whose content is not (bad compression, counts,
+    offset deltas, codecs, control bits, timestamps, null keys on a compacted topic):
+    each gets Kafka's error, the high watermark does not move, and the next good batch
+    lands at the next offset and is readable."""
+    from tests.support import badbatches as bb
+
+    plain, compacted = f"bad-{uuid.uuid4().hex[:6]}", f"badc-{uuid.uuid4().hex[:6]}"
+    failures = []
+    with RawClient(busy.bootstrap) as c:
+        assert c.request(19, 5, create_topic_request(plain, 1)).topics[0].error_code == 0
+        assert c.request(19, 5, create_topic_request(compacted, 1, {"cleanup.policy": "compact"})) \
+            .topics[0].error_code == 0
+        for name, (batch, code, is_compacted) in sorted(bb.BAD_BATCHES.items()):
+            topic = compacted if is_compacted else plain
+            hw = _high_watermark(c, topic)
+            resp = c.request(0, 9, produce_request(topic, 0, batch)).responses[0].partition_responses[0]
+            if resp.error_code != code or not resp.error_message:
+                failures.append(f"{name}: answered {resp.error_code} ({resp.error_message!r}), want {code}")
+            if _high_watermark(c, topic) != hw:
+                failures.append(f"{name}: the high watermark moved from {hw}")
+            good = c.request(0, 9, produce_request(topic, 0, bb.good_batch(3, bb.LZ4))) \
+                .responses[0].partition_responses[0]
+            if (good.error_code, good.base_offset) != (0, hw):
+                failures.append(f"{name}: the next good batch got {good.error_code} at {good.base_offset}, not {hw}")
+        # per-record errors (v8+) name the record at fault
+        resp = c.request(0, 9, produce_request(compacted, 0, bb.BAD_BATCHES["null key on a compacted topic"][0]))
+        errs = resp.responses[0].partition_responses[0].record_errors
+        assert [e.batch_index for e in errs] == [1], errs
+    assert not failures, "\n".join(failures)
+    n = sum(1 for v in bb.BAD_BATCHES.values() if not v[2])
+    got, offsets = confluent_consume(busy.bootstrap, plain, 3 * n, partitions=1, timeout=30)
+    assert offsets == {0: list(range(3 * n))}
+    assert {m.value for m in got[0]} == {b"v"}  # only the good batches' records

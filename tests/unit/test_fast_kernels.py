@@ -499,3 +499,78 @@ def test_index_floor_matches_linear_search(k, offsets, probe):
     raw = b"".join(struct.pack(">qi", off, i) for i, off in enumerate(offsets))
     expected = max((i for i, off in enumerate(offsets) if off <= probe), default=-1)
     assert k.index_floor(raw, probe) == expected
+
+
+# ------------------------------------------------------------------------------ record checks
+
+from support import badbatches as bb  # noqa: E402
+
+BAD_OFFSETS, BAD_TIMESTAMP, NULL_KEY, BAD_CODEC, CONTROL, BAD_SEQUENCE = 5, 6, 7, 8, 9, 10
+CHECK_TIMESTAMPS, REQUIRE_KEYS, FROM_CLIENT = 1, 2, 4
+ALL = CHECK_TIMESTAMPS | REQUIRE_KEYS | FROM_CLIENT
+
+
+@BOTH
+def test_check_records_accepts_what_clients_write(k):
+    for n in (1, 3, 200):
+        assert k.check_records(bb.records(n), n, bb.TS, bb.TS + n - 1, ALL) == (OK, n)
+    assert k.check_records(b"", 0, 0, 0) == (OK, 0)
+
+
+@BOTH
+def test_check_records_faults_name_the_record(k):
+    recs = bb.record(0) + bb.record(5, 1) + bb.record(9, 2)
+    assert k.check_records(recs, 3, bb.TS, bb.TS + 2) == (BAD_OFFSETS, 1)
+    assert k.check_records(bb.records(3), 5, bb.TS, bb.TS + 2) == (BAD_COUNT, 3)  # 5 declared, 3 inside
+    assert k.check_records(bb.records(3), 2, bb.TS, bb.TS + 1)[0] == BAD_COUNT  # bytes left over
+    assert k.check_records(b"", 3, 0, 0) == (BAD_COUNT, 0)
+    assert k.check_records(b"\xff\xfe\x00garbage", 3, 0, 0)[0] == BAD_COUNT
+    # maxTimestamp: checked only when asked
+    assert k.check_records(bb.records(3), 3, bb.TS, bb.TS + 99) == (OK, 3)
+    assert k.check_records(bb.records(3), 3, bb.TS, bb.TS + 99, CHECK_TIMESTAMPS) == (BAD_TIMESTAMP, 3)
+    # keys: required only when asked
+    nokey = bb.record(0) + bb.record(1, 1, key=None)
+    assert k.check_records(nokey, 2, bb.TS, bb.TS + 1) == (OK, 2)
+    assert k.check_records(nokey, 2, bb.TS, bb.TS + 1, REQUIRE_KEYS) == (NULL_KEY, 1)
+    # an empty key is a key
+    assert k.check_records(bb.record(0, key=b""), 1, bb.TS, bb.TS, REQUIRE_KEYS) == (OK, 1)
+
+
+@BOTH
+def test_walk_refuses_what_a_client_may_not_write(k):
+    assert k.walk_batches(bb.raw_batch(bb.records(3), 3, attributes=5))[0] == BAD_CODEC
+    assert k.walk_batches(bb.raw_batch(bb.records(3), 3, attributes=7))[0] == BAD_CODEC
+    control = bb.raw_batch(bb.records(1), 1, attributes=bb.CONTROL)
+    assert k.walk_batches(control)[0] == OK  # a stored control batch is fine
+    assert k.walk_batches(control, FROM_CLIENT)[0] == CONTROL
+    noseq = bb.raw_batch(bb.records(3), 3, producer_id=7, base_sequence=-1)
+    assert k.walk_batches(noseq, FROM_CLIENT)[0] == BAD_SEQUENCE
+    assert k.walk_batches(bb.raw_batch(bb.records(3), 3, producer_id=7, base_sequence=0), FROM_CLIENT)[0] == OK
+    recs = bb.record(0) + bb.record(5, 1) + bb.record(9, 2)
+    assert k.walk_batches(bb.raw_batch(recs, 3))[0] == BAD_OFFSETS
+    late = bb.raw_batch(bb.records(3), 3, max_ts=bb.TS + 99)
+    assert k.walk_batches(late)[0] == OK
+    assert k.walk_batches(late, CHECK_TIMESTAMPS)[0] == BAD_TIMESTAMP
+    # LogAppendTime batches: the broker's clock, not the records', sets the time
+    assert k.walk_batches(bb.raw_batch(bb.records(3), 3, attributes=0x08, max_ts=-1), CHECK_TIMESTAMPS)[0] == OK
+    nokey = bb.raw_batch(bb.record(0, key=None), 1, max_ts=bb.TS)
+    assert k.walk_batches(nokey, REQUIRE_KEYS)[0] == NULL_KEY
+    # the counters cover the good batches before the bad one
+    good = bb.good_batch(2)
+    assert k.walk_batches(good + nokey, REQUIRE_KEYS)[:3] == (NULL_KEY, 1, 2)
+
+
+@BOTH
+def test_rewrite_stamps_the_leader_epoch(k):
+    blob = bytearray(batch(2) + batch(3))
+    crcs = [blob[17:21], blob[len(batch(2)) + 17:len(batch(2)) + 21]]
+    assert k.rewrite_base_offsets(blob, 10, 7) == 15
+    second = len(batch(2))
+    assert struct.unpack_from(">qii", blob, 0) == (10, len(batch(2)) - 12, 7)
+    assert struct.unpack_from(">qii", blob, second) == (12, len(batch(3)) - 12, 7)
+    assert [blob[17:21], blob[second + 17:second + 21]] == crcs  # outside the CRC
+    assert k.walk_batches(blob)[0] == OK
+    # -1 (the default) leaves the epoch the producer wrote
+    fresh = bytearray(batch(1, partition_leader_epoch=3))
+    k.rewrite_base_offsets(fresh, 0)
+    assert struct.unpack_from(">i", fresh, 12) == (3,)

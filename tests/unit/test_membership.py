@@ -1,9 +1,7 @@
-"""Partition and coordinator placement, and epoch end offsets: pure functions."""
+"""Partition and coordinator placement: pure functions."""
 
 from collections import Counter
-from types import SimpleNamespace
 
-from kafscale.broker.handlers.offset_for_leader_epoch import end_of_epoch
 from kafscale.broker.membership import assign, broker_order
 from kafscale.metadata.cluster import TopicRecord
 
@@ -40,18 +38,3 @@ def test_racks_are_interleaved():
 def test_no_brokers_no_assignment():
     assert assign(topics(a=3), []) == {}
 
-
-def seg(base, epoch):
-    return SimpleNamespace(base=base, epoch=epoch)
-
-
-def test_end_of_epoch():
-    segs = [seg(0, 1), seg(10, 1), seg(20, 3), seg(30, 4)]
-    assert end_of_epoch(segs, 5, 40, 5) == (5, 40)  # the current epoch ends at the high watermark
-    assert end_of_epoch(segs, 5, 40, 1) == (1, 20)
-    assert end_of_epoch(segs, 5, 40, 2) == (1, 20)  # epoch 2 wrote nothing: floor is 1
-    assert end_of_epoch(segs, 5, 40, 3) == (3, 30)
-    assert end_of_epoch(segs, 5, 40, 4) == (4, 40)  # nothing after epoch 4 yet
-    assert end_of_epoch(segs, 5, 40, 0) == (-1, -1)
-    assert end_of_epoch(segs, 5, 40, 6) == (-1, -1)
-    assert end_of_epoch([], 2, 0, 1) == (1, 0)

@@ -11,18 +11,13 @@ from __future__ import annotations
 
 import logging
 
-from kafscale import _fast
 from kafscale.broker.registry import ApiKey, handles
 from kafscale.errors import ErrorCode, KafkaError
 from kafscale.protocol.messages import ProduceRequest, ProduceResponse
-from kafscale.protocol.records import batch_producer, is_transactional
+from kafscale.protocol.records import InvalidBatch, batch_producer, is_transactional, validate_produced
 
 R = ProduceResponse
 log = logging.getLogger(__name__)
-
-# walk_batches status -> message
-_CORRUPT = {1: "truncated record batch", 2: "record batch magic is not 2", 3: "record batch CRC mismatch",
-            4: "record count does not match the batch"}
 
 
 @handles(ApiKey.PRODUCE, versions=(3, 11))
@@ -40,7 +35,7 @@ async def produce(ctx, req: ProduceRequest) -> ProduceResponse | None:
         await plog.kick()
     for key, plog, item in staged:
         try:
-            results[key] = (0, await plog.committed(item, timeout), plog.log_start, None)
+            results[key] = (0, await plog.committed(item, timeout), plog.log_start, None, [])
         except KafkaError as exc:
             results[key] = _refused(key, exc)
     if req.acks == 0:
@@ -79,18 +74,25 @@ async def _validate_and_stage(ctx, req: ProduceRequest, timeout: float, results:
     return staged
 
 
-Result = tuple[int, int, int, "str | None"]
+Result = tuple[int, int, int, "str | None", list]
 
 
-def _partition(index: int, code: int, base: int, log_start: int, message: str | None):
-    return R.PartitionProduceResponse(index=index, error_code=code, base_offset=base,
-                                      log_start_offset=log_start, error_message=message)
+def _partition(index: int, code: int, base: int, log_start: int, message: str | None, record_errors: list):
+    return R.PartitionProduceResponse(index=index, error_code=code, base_offset=base, log_start_offset=log_start,
+                                      error_message=message, record_errors=record_errors)
 
 
 def _refused(key: tuple[str, int], exc: KafkaError) -> Result:
     if exc.code not in _QUIET:
         log.info("produce to %s-%d refused: %s (%s)", key[0], key[1], getattr(exc.code, "name", exc.code), exc)
-    return exc.code, -1, -1, str(exc)
+    return exc.code, -1, -1, str(exc), _record_errors(exc)
+
+
+def _record_errors(exc: KafkaError) -> list:
+    """Per-record errors (v8+) for a batch refused because of one of its records."""
+    if isinstance(exc, InvalidBatch) and exc.record >= 0:
+        return [R.BatchIndexAndErrorMessage(batch_index=exc.record, batch_index_error_message=str(exc))]
+    return []
 
 
 class _Refuse(KafkaError):
@@ -99,6 +101,7 @@ class _Refuse(KafkaError):
 
 # Expected per-request outcomes of bad input, answered without a log line.
 _QUIET = {ErrorCode.CORRUPT_MESSAGE, ErrorCode.INVALID_RECORD, ErrorCode.MESSAGE_TOO_LARGE,
+          ErrorCode.UNSUPPORTED_COMPRESSION_TYPE,
           ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, ErrorCode.TRANSACTIONAL_ID_AUTHORIZATION_FAILED}
 
 
@@ -110,9 +113,10 @@ async def _prepare(ctx, name: str, index: int, records):
         raise _Refuse("unknown topic or partition", ErrorCode.UNKNOWN_TOPIC_OR_PARTITION)
     if records is None or len(records) == 0:
         raise _Refuse("no record batches", ErrorCode.CORRUPT_MESSAGE)
-    status, n_batches, n_offsets, max_ts, largest = _fast.walk_batches(records)
-    if status:
-        raise _Refuse(_CORRUPT.get(status, "corrupt record batch"), ErrorCode.CORRUPT_MESSAGE)
+    # Everything Kafka's broker checks before an append, compressed records included:
+    # nothing invalid is ever stored (protocol/records.py).
+    n_batches, n_offsets, max_ts, largest = validate_produced(
+        records, require_keys=logs.is_compacted(rec))
     if n_batches != 1:
         # As Kafka: a v3+ produce carries exactly one batch per partition.
         raise _Refuse(f"{n_batches} record batches; exactly one is allowed", ErrorCode.INVALID_RECORD)
@@ -128,4 +132,4 @@ async def _prepare(ctx, name: str, index: int, records):
 
 def _all(req: ProduceRequest, code: int) -> ProduceResponse:
     return R(responses=[R.TopicProduceResponse(name=t.name, partition_responses=[
-        _partition(p.index, code, -1, -1, None) for p in t.partition_data]) for t in req.topic_data])
+        _partition(p.index, code, -1, -1, None, []) for p in t.partition_data]) for t in req.topic_data])
