@@ -24,7 +24,8 @@ from kafscale.server.http import HttpServer, ReadinessProbe
 from kafscale.server.kafka import KafkaServer
 from kafscale.server.runtime import CurioRuntime
 from kafscale.storage.engine import LogManager
-from kafscale.storage.objectstore import ObjectStore
+from kafscale.storage.objects import ObjectStore
+from kafscale.storage.objectstore import S3ObjectStore
 
 log = logging.getLogger("kafscale")
 
@@ -56,8 +57,8 @@ def metrics_text(broker: Broker, server: KafkaServer) -> str:
 async def run(config: Config, on_ready: Callable[[str], None] | None = None) -> int:
     rt = CurioRuntime()
     store = EtcdStore(config.etcd_endpoints, timeout=config.etcd_timeout_s)
-    objects = ObjectStore(config.s3_endpoint, config.s3_bucket, config.s3_access_key, config.s3_secret_key,
-                          config.s3_region, timeout=config.s3_timeout_s)
+    objects = S3ObjectStore(config.s3_endpoint, config.s3_bucket, config.s3_access_key, config.s3_secret_key,
+                            config.s3_region, timeout=config.s3_timeout_s)
     cluster = Cluster(store, config.etcd_prefix)
     logs = LogManager(rt, config, cluster, objects)
     broker = Broker(rt, config, cluster, logs)

@@ -1,4 +1,5 @@
-"""The object-store adapter: S3 through the (blocking) minio client. The only minio importer.
+"""The S3 adapter of the ObjectStore interface (objects.py), through the (blocking)
+minio client. The only minio importer.
 
 Every failure becomes ObjectStoreError (a retriable KAFKA_STORAGE_ERROR) or
 ObjectNotFound, so nothing above sees minio or urllib3 types. Timeouts and retries
@@ -16,18 +17,12 @@ from minio import Minio
 from minio.deleteobjects import DeleteObject
 from minio.error import MinioException, S3Error
 
-from kafscale.errors import StorageError
+from kafscale.storage.objects import ObjectInfo, ObjectNotFound, ObjectStore, ObjectStoreError
+
+__all__ = ["S3ObjectStore", "ObjectStoreError", "ObjectNotFound"]
 
 
-class ObjectStoreError(StorageError):
-    pass
-
-
-class ObjectNotFound(ObjectStoreError):
-    pass
-
-
-class ObjectStore:
+class S3ObjectStore(ObjectStore):
     def __init__(self, endpoint: str, bucket: str, access_key: str, secret_key: str,
                  region: str = "us-east-1", timeout: float = 10.0, pool_size: int = 64) -> None:
         url = urlparse(endpoint if "://" in endpoint else f"http://{endpoint}")
@@ -79,9 +74,11 @@ class ObjectStore:
                 resp.release_conn()
         return self._call(f"GET {key}", read)
 
-    def list(self, prefix: str) -> Iterator[str]:
+    def list_info(self, prefix: str) -> Iterator[ObjectInfo]:
         return iter(self._call(f"LIST {prefix}", lambda: [
-            o.object_name for o in self._client.list_objects(self.bucket, prefix=prefix, recursive=True)]))
+            ObjectInfo(o.object_name, o.size or 0,
+                       int(o.last_modified.timestamp() * 1000) if o.last_modified else 0)
+            for o in self._client.list_objects(self.bucket, prefix=prefix, recursive=True)]))
 
     def delete_many(self, keys: list[str]) -> None:
         def delete() -> None:

@@ -1,7 +1,7 @@
 """The partition log's flush pipeline, with its collaborators replaced by in-memory twins.
 
-The metadata store is MemoryStore (etcd's semantics in-process) and the object store a
-dict; the integration tests run the same code against real etcd and S3.
+The metadata store is MemoryStore (etcd's semantics in-process) and the object store
+MemoryObjectStore; the integration tests run the same code against real etcd and S3.
 """
 
 from __future__ import annotations
@@ -22,46 +22,8 @@ from kafscale.server.runtime import CurioRuntime
 from kafscale.storage import log as log_mod
 from kafscale.storage import segment as fmt
 from kafscale.storage.engine import LogManager
-from kafscale.storage.objectstore import ObjectStoreError
-
-
-class DictObjects:
-    def __init__(self) -> None:
-        self.objects: dict[str, bytes] = {}
-        self.fail = False
-        self.fail_next = 0  # fail this many PUTs, then succeed
-        self.puts = 0
-        self.gets = 0
-        self.gate = threading.Event()  # PUTs wait until it is set (they run on threads)
-        self.gate.set()
-
-    def put(self, key: str, data) -> None:
-        self.gate.wait(30)
-        if self.fail_next > 0:
-            self.fail_next -= 1
-            raise ObjectStoreError("S3 dropped this PUT")
-        if self.fail:
-            raise ObjectStoreError("S3 is down")
-        self.puts += 1
-        self.objects[key] = bytes(data)
-
-    def get(self, key: str, offset: int = 0, length: int = 0) -> bytes:
-        self.gets += 1
-        if self.fail:
-            raise ObjectStoreError("S3 is down")
-        data = self.objects[key]
-        return data[offset:offset + length] if length else data[offset:]
-
-    def list(self, prefix: str):
-        return iter([k for k in self.objects if k.startswith(prefix)])
-
-    def delete_many(self, keys) -> None:
-        for k in keys:
-            self.objects.pop(k, None)
-
-    def ping(self) -> None:
-        if self.fail:
-            raise ObjectStoreError("S3 is down")
+from kafscale.storage.memobjects import MemoryObjectStore
+from kafscale.storage.objects import ObjectStoreError
 
 
 def batch(n: int, tag: str = "v", pid: int = -1, seq: int = -1) -> bytearray:
@@ -86,7 +48,7 @@ def run(coro_fn):
 
 @pytest.fixture
 def env():
-    store, objects = MemoryStore(), DictObjects()
+    store, objects = MemoryStore(), MemoryObjectStore()
     cluster = Cluster(store, "/t")
     cfg = Config(etcd_endpoints="x", s3_endpoint="x", segment_bytes=1 << 20, flush_interval_ms=10)
     return store, objects, cluster, cfg
