@@ -14,7 +14,7 @@ import time
 from collections import Counter
 from typing import Any
 
-from kafscale import _fast
+from kafscale import _fast, topic_configs
 from kafscale.config import Config
 from kafscale.errors import (ErrorCode, InvalidPartitions, InvalidTopic, KafkaError, NotLeader, StorageError,
                              TopicExists, UnknownTopicOrPartition)
@@ -29,21 +29,6 @@ from kafscale.storage.objectstore import ObjectStore, ObjectStoreError
 log = logging.getLogger(__name__)
 
 _TOPIC_RE = re.compile(r"^[a-zA-Z0-9._-]{1,249}$")
-
-# Topic configs we accept and act on (others are stored but ignored, as Kafka's are
-# validated against its broker version; unknown keys get INVALID_CONFIG).
-TOPIC_CONFIGS = {
-    "max.message.bytes", "retention.ms", "retention.bytes", "segment.bytes", "cleanup.policy",
-    "compression.type", "message.timestamp.type", "min.insync.replicas", "flush.ms",
-    "segment.ms", "message.timestamp.difference.max.ms", "delete.retention.ms",
-    "unclean.leader.election.enable", "min.compaction.lag.ms", "max.compaction.lag.ms",
-    "message.downconversion.enable", "preallocate", "index.interval.bytes",
-    "segment.index.bytes", "segment.jitter.ms", "file.delete.delay.ms", "flush.messages",
-    "local.retention.ms", "local.retention.bytes", "remote.storage.enable",
-    "message.timestamp.before.max.ms", "message.timestamp.after.max.ms", "min.cleanable.dirty.ratio",
-    "follower.replication.throttled.replicas", "leader.replication.throttled.replicas",
-}
-
 
 class _Load:
     """A GET of one segment under way; readers of the segment wait on ``event``."""
@@ -230,8 +215,7 @@ class LogManager:
     @staticmethod
     def is_compacted(topic: TopicRecord) -> bool:
         """cleanup.policy includes compact: every record needs a key (as in Kafka)."""
-        policy = topic.config.get("cleanup.policy", "delete")
-        return "compact" in (p.strip() for p in policy.split(","))
+        return topic_configs.is_compacted(topic.config)
 
     async def create_topic(self, name: str, partitions: int, config: dict[str, str] | None = None,
                            validate_only: bool = False) -> TopicRecord:
@@ -240,15 +224,7 @@ class LogManager:
             partitions = self.config.default_partitions
         if partitions <= 0 or partitions > 100_000:
             raise InvalidPartitions(f"invalid partition count {partitions}")
-        config = dict(config or {})
-        for key, value in config.items():
-            if key not in TOPIC_CONFIGS:
-                raise KafkaError(f"unknown topic config {key!r}", code=ErrorCode.INVALID_CONFIG)
-            if key in ("max.message.bytes", "retention.ms", "retention.bytes", "segment.bytes"):
-                try:
-                    int(value)
-                except (TypeError, ValueError):
-                    raise KafkaError(f"{key} must be an integer", code=ErrorCode.INVALID_CONFIG) from None
+        config = topic_configs.validate(config or {})
         if validate_only:
             if name in self.topics:
                 raise TopicExists(f"topic {name!r} already exists")

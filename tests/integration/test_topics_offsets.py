@@ -185,3 +185,67 @@ def test_sigterm_finishes_in_flight_work_and_exits_zero(broker_factory):
     b.start()
     got, offsets = confluent_consume(b.bootstrap, topic, 100, partitions=1, timeout=20)
     assert offsets == {0: list(range(100))}
+
+
+# -- topic configs are checked as Kafka checks them (kafscale/topic_configs.py) ------------
+
+BAD_CONFIG = {"cleanup.policy": "banana"}
+GOOD_CONFIG = {"cleanup.policy": "compact", "retention.ms": "60000"}
+
+
+def _confluent_create(admin, name: str, config: dict, validate_only: bool = False):
+    """The KafkaError of creating ``name`` with confluent-kafka's AdminClient (None: created)."""
+    from confluent_kafka import KafkaException
+    from confluent_kafka.admin import NewTopic
+
+    future = admin.create_topics([NewTopic(name, 1, 1, config=config)], validate_only=validate_only)[name]
+    try:
+        future.result(30)
+    except KafkaException as exc:
+        return exc.args[0]
+    return None
+
+
+def _kafka_python_create(admin, name: str, config: dict, validate_only: bool = False) -> dict:
+    """The CreateTopics result of ``name`` with kafka-python's KafkaAdminClient."""
+    result = admin.create_topics({name: {"num_partitions": 1, "replication_factor": 1, "configs": config}},
+                                 validate_only=validate_only, raise_errors=False)
+    [topic] = result["topics"]
+    return topic
+
+
+def test_create_topics_with_a_bad_config_is_invalid_config_for_confluent_kafka(broker):
+    from confluent_kafka import KafkaError
+    from confluent_kafka.admin import AdminClient
+
+    admin = AdminClient({"bootstrap.servers": broker.bootstrap})
+    for validate_only in (False, True):
+        name = _topic("badcfg")
+        err = _confluent_create(admin, name, BAD_CONFIG, validate_only)
+        assert err is not None and err.code() == KafkaError.INVALID_CONFIG == 40, err
+        assert "Invalid value banana for configuration cleanup.policy" in err.str(), err.str()
+        assert name not in admin.list_topics(timeout=10).topics
+    name = _topic("goodcfg")
+    assert _confluent_create(admin, name, GOOD_CONFIG, validate_only=True) is None
+    assert name not in admin.list_topics(timeout=10).topics
+    assert _confluent_create(admin, name, GOOD_CONFIG) is None
+    assert name in admin.list_topics(timeout=10).topics
+
+
+def test_create_topics_with_a_bad_config_is_invalid_config_for_kafka_python(broker):
+    from kafka.admin import KafkaAdminClient
+
+    admin = KafkaAdminClient(bootstrap_servers=broker.bootstrap)
+    try:
+        for validate_only in (False, True):
+            name = _topic("badcfg")
+            topic = _kafka_python_create(admin, name, BAD_CONFIG, validate_only)
+            assert topic["error_code"] == 40, topic
+            assert "String must be one of: compact, delete" in topic["error_message"], topic
+            assert name not in admin.list_topics()
+        topic = _kafka_python_create(admin, _topic("goodcfg"), {**GOOD_CONFIG, "preallocate": "TRUE"})
+        assert topic["error_code"] == 0, topic
+        stored = {k: c["value"] for k, c in topic["configs"].items()}
+        assert stored == {**GOOD_CONFIG, "preallocate": "true"}  # reported back as stored
+    finally:
+        admin.close()

@@ -38,7 +38,7 @@ async def _create(ctx, req, t) -> "R.CreatableTopicResult":
     if t.replication_factor == 0 or t.replication_factor < -1:
         return R.CreatableTopicResult(name=t.name, error_code=ErrorCode.INVALID_REPLICATION_FACTOR,
                                       error_message="replication factor must be -1 or positive")
-    config = {c.name: c.value for c in t.configs if c.value is not None}
+    config = {c.name: c.value for c in t.configs}  # a null value is refused (INVALID_CONFIG), as in Kafka
     try:
         rec = await ctx.logs.create_topic(t.name, partitions, config, validate_only=req.validate_only)
     except KafkaError as exc:
