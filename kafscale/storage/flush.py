@@ -24,12 +24,11 @@ commits still landing in order.
 Failures stay per partition: a failed PUT fails every partition in the object, a
 failed compare (fenced, or the state moved) fails only that partition. Failing a
 partition also fails what is pending behind it and resets its next offset to the
-committed high watermark (PartitionLog._fail), so the log never has a gap.
+committed high watermark (PartitionLog.fail), so the log never has a gap.
 """
 
 from __future__ import annotations
 
-import copy
 import logging
 import time
 from dataclasses import dataclass, field
@@ -40,7 +39,9 @@ from kafscale.metadata.cluster import CommitConflict, Leader, PartitionState, Se
 from kafscale.metadata.store import MAX_TXN_OPS
 from kafscale.storage import epochs
 from kafscale.storage import segment as fmt
-from kafscale.storage.log import PartitionLog, _remember, _Waiter
+from kafscale.storage.log import PartitionLog
+from kafscale.storage.pending import Append
+from kafscale.storage.producers import ProducerTable
 
 if TYPE_CHECKING:
     from kafscale.storage.engine import LogManager
@@ -59,7 +60,7 @@ class _Part:
 
     plog: PartitionLog
     chunks: list
-    waiters: list[_Waiter]
+    waiters: list[Append]
     size: int
     max_ts: int
     leader: Leader | None
@@ -84,14 +85,21 @@ class TopicFlusher:
         self.rt = mgr.rt
         self.topic = topic
         self.dirty: dict[int, PartitionLog] = {}  # partitions with pending data, in turn order
-        self.pending_bytes = 0  # of the dirty partitions, not yet taken
         self.in_flight = 0
         self._last_commit = None  # event set when the newest flush under way has committed
 
     @property
     def running(self) -> bool:
         """A flush is under way, or one will take pending data of an owned partition."""
-        return self.in_flight > 0 or any(p._pending and p.owned for p in self.dirty.values())
+        return self.in_flight > 0 or any(p.pending and p.owned for p in self.dirty.values())
+
+    def pending_bytes(self) -> int:
+        """Bytes the dirty partitions have pending, not yet taken by a flush."""
+        return sum(p.pending.bytes for p in self.dirty.values())
+
+    def mark_dirty(self, plog: PartitionLog) -> None:
+        """``plog`` has pending data: a flush of this topic is to take it (in turn)."""
+        self.dirty.setdefault(plog.partition, plog)
 
     async def kick(self, plog: PartitionLog) -> None:
         """``plog`` has pending data (staging made it dirty): make sure a flush will
@@ -103,10 +111,10 @@ class TopicFlusher:
     async def _pump(self) -> None:
         config = self.mgr.config
         while self.dirty and (self.in_flight == 0 or self.in_flight < config.flush_concurrency
-                              and self.pending_bytes >= config.segment_bytes):
+                              and self.pending_bytes() >= config.segment_bytes):
             parts, orphans = self._take()
             for plog in orphans:
-                await plog._fail([], NotLeader(f"{plog.name}-{plog.partition}: ownership lost"))
+                await plog.fail_pending(NotLeader(f"{plog.name}-{plog.partition}: ownership lost"))
             if not parts:
                 continue
             self.in_flight += 1
@@ -121,9 +129,9 @@ class TopicFlusher:
         orphans = []
         size = 0
         for p, plog in list(self.dirty.items()):
-            if not plog._pending or not plog.owned or plog.mgr.logs.get((plog.name, p)) is not plog:
+            if not plog.pending or not plog.owned or plog.mgr.logs.get((plog.name, p)) is not plog:
                 del self.dirty[p]
-                if plog._pending_waiters:
+                if plog.pending:
                     orphans.append(plog)
                 continue
             chunks, waiters, taken, max_ts = plog.take(limit - size, at_least_one=not parts)
@@ -132,19 +140,21 @@ class TopicFlusher:
             state, state_raw = plog.base_state()
             part = _Part(plog, chunks, waiters, taken, max_ts, plog.leader, plog.leader_raw, state, state_raw)
             base, last = waiters[0].base, waiters[-1].end - 1
+            commits = None
             if base == state.hw:
                 producers = state.producers
                 if any(w.producer for w in waiters):
-                    producers = _with_batches(producers, waiters)
+                    producers = ProducerTable.committed_with(producers, (
+                        (w.producer, w.end - w.base, w.base) for w in waiters if w.producer is not None))
                 part.new_state = PartitionState(last + 1, state.log_start, producers,
                                                 epochs.with_epoch(state.epochs, plog.epoch, base))
                 part.new_raw = part.new_state.encode()
-                plog._tail = (part.new_state, part.new_raw)
-            plog._in_flight += 1
+                commits = (part.new_state, part.new_raw)
+            plog.flush_started(commits)
             parts.append(part)
             size += taken
             del self.dirty[p]
-            if plog._pending:
+            if plog.pending:
                 self.dirty[p] = plog  # back of the line
         return parts, orphans
 
@@ -153,12 +163,11 @@ class TopicFlusher:
             await self._flush_parts(parts, before)
         finally:
             for part in parts:
-                part.plog._in_flight -= 1
+                part.plog.flush_ended()
             self.in_flight -= 1
             await committed.set()
             for part in parts:
-                if part.plog._recovering:
-                    await part.plog._recover()  # (once its last flush under way has ended)
+                await part.plog.recover()  # (after a failure, once its last flush has ended)
             await self._pump()
 
     async def _flush_parts(self, parts: list[_Part], before) -> None:
@@ -216,17 +225,16 @@ class TopicFlusher:
                     part.outcome = exc
         view = memoryview(data)
         for part in parts:
-            mgr.pending_bytes -= part.size
             if isinstance(part.outcome, BaseException):
-                await part.plog._fail(part.waiters, part.outcome)
+                await part.plog.fail(part.waiters, part.outcome)
             else:
                 ref = part.ref
-                await part.plog._committed(part.waiters, ref, part.new_state, part.new_raw,
-                                           view[ref.pos:ref.pos + ref.size])
+                await part.plog.flush_committed(part.waiters, ref, part.new_state, part.new_raw,
+                                                view[ref.pos:ref.pos + ref.size])
                 mgr.stats["segments_flushed"] += 1
                 mgr.stats["bytes_flushed"] += part.size
         await mgr.notify_commit()
-        await mgr.flushed()
+        await mgr.backpressure.release(sum(part.size for part in parts))
 
     async def _commit(self, parts: list[_Part]) -> None:
         """Commit in transactions of PARTITIONS_PER_TXN (run side by side); each part's
@@ -253,12 +261,3 @@ class TopicFlusher:
         for group, outcomes in zip(groups, results):
             for part, outcome in zip(group, outcomes):
                 part.outcome = outcome
-
-
-def _with_batches(producers: dict, waiters: list[_Waiter]) -> dict:
-    """The committed producer table plus the idempotent batches of ``waiters``."""
-    table = copy.deepcopy(producers)
-    for w in waiters:
-        if w.producer is not None:
-            _remember(table, w.producer, w.end - w.base, w.base)
-    return table

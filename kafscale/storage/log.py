@@ -6,9 +6,10 @@ Write path (DESIGN.md section 2)::
                                                                    (storage/flush.py)
 
 The topic flusher takes the pending appends of all the topic's partitions into one
-object and one etcd commit (per 64 partitions), and calls back ``_committed`` or
-``_fail`` for each partition. Whatever arrives while a flush flies waits for the next
-one (group commit); the flush.interval.ms timer is a safety net behind that.
+object and one etcd commit (per 64 partitions), through this class's flush interface
+(``take``, ``flush_started``, ``flush_committed`` or ``fail``, ``flush_ended``).
+Whatever arrives while a flush flies waits for the next one (group commit); the
+flush.interval.ms timer is a safety net behind that.
 
 On any failure of a flush the appends it covers AND everything pending behind it are
 failed with a retriable error, and the partition *recovers* before it takes another
@@ -23,7 +24,6 @@ recovery re-read the partition from etcd.
 from __future__ import annotations
 
 import bisect
-import copy
 import logging
 import os
 from dataclasses import dataclass
@@ -34,54 +34,23 @@ from kafscale.errors import ErrorCode, Fenced, KafkaError, NotLeader, OffsetOutO
 from kafscale.metadata.cluster import CommitConflict, Leader, PartitionState, SegmentRef, TopicRecord
 from kafscale.metadata.store import StoreUnavailable
 from kafscale.storage import segment as fmt
+from kafscale.storage.pending import Append, PendingAppends
+from kafscale.storage.producers import ProducerTable
 
 if TYPE_CHECKING:
     from kafscale.storage.engine import LogManager
 
 log = logging.getLogger(__name__)
 
-# Segments up to this size are read whole (and cached); larger ones by index + range.
-WHOLE_READ_LIMIT = 16 * 1024 * 1024
 # A read fetches this much beyond what it returns ahead into the cache, for the next
-# reads of a sequential consumer (bounded in all by LogManager.read_ahead).
+# reads of a sequential consumer (bounded in all by SegmentReader.read_ahead).
 READ_AHEAD_BYTES = 4 * 1024 * 1024
 MAX_PREFETCH_SEGMENTS = 128
 
 
-MAX_PRODUCERS = 1000  # idempotent producers remembered per partition
-PRODUCER_BATCHES = 5  # batches remembered per producer (max.in.flight of idempotent clients)
-# For this long after a broker takes a partition over from another owner, an idempotent batch that skips
-# sequence numbers is answered with a retriable REQUEST_TIMED_OUT, not
-# OUT_OF_ORDER_SEQUENCE_NUMBER: the batches before it are most likely still on their
-# way back from the previous owner (refused there, or lost with it). librdkafka answers
-# OUT_OF_ORDER_SEQUENCE_NUMBER by bumping the producer epoch and renumbering every
-# unacknowledged batch of every partition, and a batch the dead owner had in fact
-# written then comes back under new numbers and is written twice.
+# For this long after a broker takes a partition over from another owner, an idempotent
+# batch that skips sequence numbers is answered with a retriable error (ProducerTable.check).
 SEQUENCE_GAP_GRACE_S = 15.0
-
-
-class _Waiter:
-    __slots__ = ("event", "base", "end", "error", "producer")
-
-    def __init__(self, event, base: int, end: int, producer: tuple[int, int, int] | None) -> None:
-        self.event = event
-        self.base = base
-        self.end = end  # one past the last offset of this append
-        self.error: KafkaError | None = None
-        self.producer = producer  # (producer id, epoch, base sequence) of an idempotent batch
-
-
-def _remember(table: dict[str, list], producer: tuple[int, int, int], count: int, base: int) -> None:
-    """Record an idempotent batch in a producer table (see PartitionState.producers)."""
-    pid, epoch, seq = producer
-    key = str(pid)
-    entry = table.get(key)
-    batches = list(entry[1]) if entry and entry[0] == epoch else []
-    batches.append([seq, (seq + count - 1) & 0x7FFFFFFF, base])
-    table[key] = [epoch, batches[-PRODUCER_BATCHES:]]
-    if len(table) > MAX_PRODUCERS:
-        oldest = min(table, key=lambda k: table[k][1][-1][2])
-        del table[oldest]
 
 
 @dataclass
@@ -107,16 +76,12 @@ class PartitionLog:
         self.owned = False
         self.was_owner = False  # an ex-owner never turns into a follower view (see engine)
         self.next_offset = 0
-        self._pending: list[bytearray] = []
-        self._pending_waiters: list[_Waiter] = []
-        self._pending_bytes = 0
-        self._pending_max_ts = -1
-        self._pending_since = 0.0
-        self.producers: dict[str, list] = {}  # committed table plus pending batches
-        self._producer_waiters: dict[tuple[int, int], _Waiter] = {}
+        self.pending = PendingAppends()  # staged, not yet taken by a flush
+        self.producers = ProducerTable()  # the committed table plus the batches staged since
+        self._producer_waiters: dict[tuple[int, int], Append] = {}
         self._in_flight = 0  # flushes under way that carry appends of this partition
         # A flush failed: appends are refused until the flushes under way have settled
-        # and the next offset and producer table are re-derived (see _recover).
+        # and the next offset and producer table are re-derived (see recover).
         self._recovering = False
         self._reload = False  # ... from etcd, since a commit's outcome is not known
         self.took_over_at = -1e9  # when this broker took the partition over from another owner
@@ -127,7 +92,13 @@ class PartitionLog:
         self.flusher = mgr.flusher(topic)
 
     @property
-    def _flushing(self) -> bool:
+    def recovering(self) -> bool:
+        """A flush failed and appends are refused until the partition has recovered."""
+        return self._recovering
+
+    @property
+    def flushing(self) -> bool:
+        """A flush carrying appends of this partition is under way."""
         return self._in_flight > 0
 
     def __repr__(self) -> str:
@@ -152,7 +123,7 @@ class PartitionLog:
         self.state, self.state_raw = snap.state, snap.state_raw
         self.segments = sorted(snap.segments, key=lambda s: s.base)
         self._bases = [s.base for s in self.segments]
-        self.producers = copy.deepcopy(self.state.producers)
+        self.producers = ProducerTable(self.state.producers)
 
     async def load(self) -> None:
         snap = await self.rt.run_in_thread(self.mgr.cluster.load_partition, self.name, self.partition)
@@ -180,10 +151,9 @@ class PartitionLog:
         if not self.owned:
             return
         self.owned = False  # new appends get NOT_LEADER_OR_FOLLOWER from here on
-        while self._flushing:
+        while self.flushing:
             await self.rt.sleep(0.005)
-        if self._pending_waiters:
-            await self._fail([], Fenced("partition handed over"))
+        await self.fail_pending(Fenced("partition handed over"))
         if self.leader_raw is not None:
             try:
                 await self.rt.run_in_thread(self.mgr.cluster.release_partition, self.name,
@@ -196,7 +166,7 @@ class PartitionLog:
         """Take up ownership again after a failure made us unsure of it (e.g. etcd was
         unreachable mid-commit), if etcd still holds exactly our owner record."""
         mine = self.leader_raw
-        if self.owned or mine is None or self._flushing or self._recovering:
+        if self.owned or mine is None or self.flushing or self._recovering:
             return self.owned
         await self.load()
         leader = self.leader
@@ -246,7 +216,7 @@ class PartitionLog:
 
     @property
     def pending_bytes(self) -> int:
-        return self._pending_bytes
+        return self.pending.bytes
 
     async def append(self, batches: bytearray, n_offsets: int, max_ts: int, timeout: float,
                      producer: tuple[int, int, int] | None = None) -> int:
@@ -261,7 +231,7 @@ class PartitionLog:
         return await self.committed(staged, timeout)
 
     def stage(self, batches: bytearray, n_offsets: int, max_ts: int,
-              producer: tuple[int, int, int] | None = None) -> "_Waiter | int":
+              producer: tuple[int, int, int] | None = None) -> "Append | int":
         """The synchronous half of an append: check, assign offsets, buffer. Returns what
         ``committed`` waits on. Callers stage the partitions of a request in request order
         without awaiting in between, which keeps appends in arrival order."""
@@ -279,22 +249,16 @@ class PartitionLog:
         base = self.next_offset
         _fast.rewrite_base_offsets(batches, base, self.epoch)
         self.next_offset = base + n_offsets
-        waiter = _Waiter(self.rt.event(), base, base + n_offsets, producer)
+        append = Append(self.rt.event(), base, base + n_offsets, producer)
         if producer is not None:
-            _remember(self.producers, producer, n_offsets, base)
-            self._producer_waiters[(producer[0], producer[2])] = waiter
-        if not self._pending:
-            self._pending_since = self.rt.monotonic()
-        self._pending.append(batches)
-        self._pending_waiters.append(waiter)
-        self._pending_bytes += len(batches)
-        self._pending_max_ts = max(self._pending_max_ts, max_ts)
-        self.mgr.pending_bytes += len(batches)
-        self.flusher.pending_bytes += len(batches)
-        self.flusher.dirty.setdefault(self.partition, self)
-        return waiter
+            self.producers.remember(producer, n_offsets, base)
+            self._producer_waiters[(producer[0], producer[2])] = append
+        self.pending.add(batches, append, max_ts, self.rt.monotonic())
+        self.mgr.backpressure.hold(len(batches))
+        self.flusher.mark_dirty(self)
+        return append
 
-    async def committed(self, staged: "_Waiter | int", timeout: float) -> int:
+    async def committed(self, staged: "Append | int", timeout: float) -> int:
         """The base offset of a staged append, once it is committed."""
         if isinstance(staged, int):
             return staged
@@ -306,33 +270,10 @@ class PartitionLog:
 
     def _check_sequence(self, producer: tuple[int, int, int], count: int) -> int | None:
         """Validate an idempotent batch; return the base offset of a duplicate, else None."""
-        pid, epoch, seq = producer
-        entry = self.producers.get(str(pid))
-        if entry is None:
-            return None  # a producer we have no state for starts anywhere (as Kafka does)
-        known_epoch, batches = entry
-        if epoch < known_epoch:
-            raise KafkaError(f"producer {pid} epoch {epoch} < {known_epoch}", ErrorCode.INVALID_PRODUCER_EPOCH)
-        if epoch > known_epoch:
-            if seq != 0:
-                raise KafkaError(f"producer {pid} new epoch must start at sequence 0",
-                                 ErrorCode.OUT_OF_ORDER_SEQUENCE_NUMBER)
-            return None
-        for first, _last, base in batches:
-            if first == seq:
-                return base
-        expected = (batches[-1][1] + 1) & 0x7FFFFFFF
-        if seq != expected:
-            ahead = 0 < (seq - expected) & 0x7FFFFFFF < 1 << 30
-            if ahead and self.rt.monotonic() - self.took_over_at < SEQUENCE_GAP_GRACE_S:
-                raise KafkaError(f"producer {pid}: sequence {seq}, expected {expected} (the batches before "
-                                 "it are still to come from the previous owner's clients)",
-                                 ErrorCode.REQUEST_TIMED_OUT)
-            raise KafkaError(f"producer {pid}: sequence {seq}, expected {expected}",
-                             ErrorCode.OUT_OF_ORDER_SEQUENCE_NUMBER)
-        return None
+        after_takeover = self.rt.monotonic() - self.took_over_at < SEQUENCE_GAP_GRACE_S
+        return self.producers.check(producer, count, after_takeover=after_takeover)
 
-    def _duplicate_of(self, base: int) -> "_Waiter | int":
+    def _duplicate_of(self, base: int) -> "Append | int":
         """What a retried batch waits on: its committed offset, or its pending append."""
         if base < self.state.hw:
             return base
@@ -343,48 +284,54 @@ class PartitionLog:
 
     async def kick(self) -> None:
         """Make sure a flush of this topic will take what is pending here."""
-        if self._pending:
+        if self.pending:
             await self.flusher.kick(self)
 
-    def take(self, limit: int, at_least_one: bool) -> tuple[list[bytearray], list[_Waiter], int, int]:
-        """Pending appends up to ``limit`` bytes, for a flush: (chunks, their waiters,
+    # -- the flush interface (storage/flush.py) ----------------------------------------
+
+    def take(self, limit: int, at_least_one: bool) -> tuple[list[bytearray], list[Append], int, int]:
+        """Pending appends up to ``limit`` bytes, for a flush: (chunks, their appends,
         bytes, max timestamp). With ``at_least_one`` the first append is taken whatever
-        its size."""
-        n, size = 0, 0
-        while n < len(self._pending) and (size + len(self._pending[n]) <= limit or n == 0 and at_least_one):
-            size += len(self._pending[n])
-            n += 1
-        chunks, waiters = self._pending[:n], self._pending_waiters[:n]
-        del self._pending[:n]
-        del self._pending_waiters[:n]
-        max_ts = self._pending_max_ts
-        self._pending_bytes -= size  # (the manager's count drops when the flush ends)
-        self.flusher.pending_bytes -= size
-        if not self._pending:
-            self._pending_max_ts = -1
-        else:
-            self._pending_since = self.rt.monotonic()
-        return chunks, waiters, size, max_ts
+        its size. Their bytes stay held (Backpressure) until the flush ends."""
+        return self.pending.take(limit, at_least_one, self.rt.monotonic())
+
+    def flush_started(self, commits: tuple[PartitionState, bytes] | None) -> None:
+        """A flush took appends of this partition; ``commits`` is the state it will commit
+        (the next flush of this partition commits against it, since it lands right after)."""
+        self._in_flight += 1
+        if commits is not None:
+            self._tail = commits
+
+    def flush_ended(self) -> None:
+        """A flush that carried appends of this partition is over (committed or failed);
+        the flusher calls ``recover`` next."""
+        self._in_flight -= 1
 
     def base_state(self) -> tuple[PartitionState, bytes | None]:
         """What the next flush of this partition commits against."""
         return self._tail if self._tail is not None else (self.state, self.state_raw)
 
-    async def _committed(self, waiters: list[_Waiter], ref: SegmentRef, state: PartitionState,
-                         state_raw: bytes, segment: memoryview) -> None:
+    async def flush_committed(self, waiters: list[Append], ref: SegmentRef, state: PartitionState,
+                              state_raw: bytes, segment: memoryview) -> None:
         """A flush committed ``ref``: move the high watermark and answer its appends."""
         self.state, self.state_raw = state, state_raw
         if self._tail is not None and self._tail[1] is state_raw:
             self._tail = None  # (the last flush under way landed)
         self.segments.append(ref)
         self._bases.append(ref.base)
-        self.mgr.cache.put(ref.cache_key, segment)
+        self.mgr.reader.cache.put(ref.cache_key, segment)
         for w in waiters:
             if w.producer is not None:
                 self._producer_waiters.pop((w.producer[0], w.producer[2]), None)
             await w.event.set()
 
-    async def _fail(self, waiters: list[_Waiter], exc: Exception) -> None:
+    async def fail_pending(self, exc: Exception) -> None:
+        """Fail whatever is pending here (ownership is gone) and recover as after a
+        failed flush."""
+        if self.pending:
+            await self.fail([], exc)
+
+    async def fail(self, waiters: list[Append], exc: Exception) -> None:
         """A flush carrying ``waiters`` failed with ``exc``: fail them and everything
         pending behind them, and recover once no flush of this partition is under way."""
         first = not self._recovering
@@ -411,27 +358,24 @@ class PartitionLog:
             log.exception("%s-%d: unexpected flush failure", self.name, self.partition)
         self._recovering = True
         # Everything behind the failed flush had offsets assigned after it: fail it too.
-        waiters = waiters + self._pending_waiters
-        self.mgr.pending_bytes -= self._pending_bytes
-        self.flusher.pending_bytes -= self._pending_bytes
+        behind, size = self.pending.drain()
+        waiters = waiters + behind
         self._tail = None  # flushes still under way behind this one fail their compare
-        self._pending, self._pending_waiters = [], []
-        self._pending_bytes, self._pending_max_ts = 0, -1
         for w in waiters:
             if w.producer is not None:
                 self._producer_waiters.pop((w.producer[0], w.producer[2]), None)
             w.error = error
             await w.event.set()
-        await self.mgr.flushed()
-        if not self._flushing:
-            await self._recover()
+        await self.mgr.backpressure.release(size)
+        if not self.flushing:
+            await self.recover()
 
-    async def _recover(self) -> None:
-        """No flush of this partition is under way any more (the flusher calls this when
-        the last one ends): take the next offset and the producer table from the
-        committed state (re-read from etcd if a commit's outcome was unknown), then
-        accept appends again."""
-        if not self._recovering or self._flushing or self._reloading:
+    async def recover(self) -> None:
+        """After a failed flush, once no flush of this partition is under way any more
+        (a no-op before that, or when nothing failed): take the next offset and the
+        producer table from the committed state (re-read from etcd if a commit's outcome
+        was unknown), then accept appends again."""
+        if not self._recovering or self.flushing or self._reloading:
             return
         if self._reload:
             self._reloading = True
@@ -445,7 +389,7 @@ class PartitionLog:
                 self.owned = False
             finally:
                 self._reloading = False
-        self.producers = copy.deepcopy(self.state.producers)
+        self.producers = ProducerTable(self.state.producers)
         self.next_offset = self.state.hw
         self._recovering = self._reload = False
         log.info("%s-%d: recovered at hw %d", self.name, self.partition, self.hw)
@@ -480,15 +424,15 @@ class PartitionLog:
         # more for the next reads of a sequential consumer, is fetched first, side by
         # side (prefetch).
         await self.prefetch(offset, max_bytes + READ_AHEAD_BYTES)
-        records, whole = await self.mgr.read_segment_range(seg, offset, max_bytes)
+        records, whole = await self.mgr.reader.read_segment_range(seg, offset, max_bytes)
         chunks, size = [records], len(records)
         i = bisect.bisect_right(self._bases, seg.base)
         # Only a read that took the rest of a segment may go on into the next one.
         while whole and i < len(self.segments) and size < max_bytes and self.segments[i].base < hw:
             nxt = self.segments[i]
-            if not (self.mgr.is_cached(nxt) or self.mgr.is_loading(nxt)):
+            if not (self.mgr.reader.is_cached(nxt) or self.mgr.reader.is_loading(nxt)):
                 break
-            more, whole = await self.mgr.read_segment_range(nxt, nxt.base, max_bytes - size, allow_oversize=False)
+            more, whole = await self.mgr.reader.read_segment_range(nxt, nxt.base, max_bytes - size, allow_oversize=False)
             if not len(more):
                 break
             chunks.append(more)
@@ -499,16 +443,16 @@ class PartitionLog:
     async def prefetch(self, offset: int, want: int) -> None:
         """Start fetching the uncached segments that hold the ``want`` bytes from
         ``offset`` on (a sequential consumer's next reads), side by side."""
-        self.mgr.note_read(self.topic, self.partition)
+        self.mgr.reader.note_read(self.topic, self.partition)
         i = bisect.bisect_right(self._bases, offset) - 1
         if i < 0 or offset >= self.state.hw:
             return
         size = 0
-        whole_objects = self.mgr.reads_whole_topic(self.topic)
+        whole_objects = self.mgr.reader.reads_whole_topic(self.topic)
         for seg in self.segments[i:i + MAX_PREFETCH_SEGMENTS]:
             if size >= want or seg.base >= self.state.hw:
                 break
-            if not await self.mgr.read_ahead(seg, whole_objects):
+            if not await self.mgr.reader.read_ahead(seg, whole_objects):
                 break
             size += seg.size
 
@@ -519,7 +463,7 @@ class PartitionLog:
         for seg in self.segments:
             if seg.max_ts < ts or seg.last < self.state.log_start:
                 continue
-            data = await self.mgr.segment_bytes(seg)
+            data = await self.mgr.reader.segment_bytes(seg)
             body_end = len(data) - fmt.FOOTER_SIZE
             view = memoryview(data)[:body_end]
             pos = _fast.find_timestamp(view, fmt.HEADER_SIZE, ts)
@@ -544,8 +488,8 @@ class PartitionLog:
     async def flush_timer_tick(self) -> None:
         """Called by the manager's timer: flush data that waited flush.interval.ms."""
         interval = self.mgr.config.flush_interval_ms / 1000.0
-        if self._pending and not self._flushing and \
-                self.rt.monotonic() - self._pending_since >= interval:
+        if self.pending and not self.flushing and \
+                self.rt.monotonic() - self.pending.since >= interval:
             await self.kick()
 
 

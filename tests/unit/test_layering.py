@@ -11,6 +11,8 @@ them), ``kafscale/localstack.py`` (child processes; imports no layer and neither
 library), and the shared leaf modules at the package root (``errors.py``, ``config.py``
 and any other, e.g. ``runtime.py``) which anyone may import and which import no layer.
 
+No module imports another module's private (``_name``) names.
+
 Library rules: only ``kafscale/server/`` imports curio, only
 ``kafscale/storage/objectstore.py`` imports minio, only ``kafscale/metadata/etcd.py``
 imports etcd3, and ``protocol``/``_fast`` stay free of I/O and concurrency modules.
@@ -159,6 +161,13 @@ def check(root: pathlib.Path) -> list[str]:
         if src in SANS_IO_LAYERS and top_lib in SANS_IO_FORBIDDEN:
             problems.append(f"{where} ({src} must not import {top_lib})")
 
+        # A module's private names stay in it (a package may pick its own private
+        # modules, as _fast/__init__ picks _kernels or _pure).
+        parent, _, name = imp.target.rpartition(".")
+        if (imp.target.startswith(f"{PACKAGE}.") and name.startswith("_") and not name.startswith("__")
+                and name not in RANK and imp.module != parent):
+            problems.append(f"{where} (a private name of another module: write the interface it asks for)")
+
         dst = _area(imp.target)
         if dst is None or src is None or dst == "__init__":
             continue
@@ -273,6 +282,8 @@ VIOLATIONS = [
     ("errors.py", "from kafscale.protocol import frames\n", "a shared root module must not import protocol"),
     ("runtime.py", "from kafscale.server import listener\n", "a shared root module must not import server"),
     ("localstack.py", "from kafscale.storage import objectstore\n", "localstack must not import storage"),
+    ("storage/objectstore.py", "from kafscale.storage.log import _Waiter\n", "a private name of another module"),
+    ("broker/core.py", "from kafscale._fast import _pure\n", "a private name of another module"),
 ]
 
 

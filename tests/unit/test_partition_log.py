@@ -80,7 +80,7 @@ def _append(plog, n, tag="v", **kw):
 async def _settled(plog) -> None:
     """Wait until ``plog`` has recovered from a failed flush (see PartitionLog._recover)."""
     for _ in range(500):
-        if not plog._recovering and not plog._flushing:
+        if not plog.recovering and not plog.flushing:
             return
         await curio.sleep(0.01)
     raise AssertionError(f"{plog} did not recover")
@@ -730,7 +730,7 @@ def test_a_failed_get_fails_its_readers_retriably_and_the_next_read_gets_again(e
         got = await _read_together(fresh, "t", range(2))
         assert all(isinstance(e, KafkaError) and e.retriable and e.code == ErrorCode.KAFKA_STORAGE_ERROR
                    for e in got), got
-        assert not fresh._inflight_reads and not fresh._object_queue and fresh._ahead_bytes == 0
+        assert fresh.reader.idle
         objects.fail = False
         assert await _read_together(fresh, "t", range(2)) == [[b"x0-0", b"x0-1"], [b"x1-0", b"x1-1"]]
         await mgr.stop()
@@ -750,9 +750,9 @@ def test_read_ahead_stays_within_a_quarter_of_the_cache(env):
         fresh.config.cache_bytes = 4 * plog.segments[0].size * 4  # room for 4 segments ahead
         reader = await fresh.partition_log("t", 0)
         await reader.prefetch(0, 1 << 30)  # (the GETs start only when this task yields)
-        assert len(fresh._inflight_reads) == 4 and fresh._ahead_bytes <= fresh.config.cache_bytes // 4
+        assert fresh.reader.reads_under_way == 4 and fresh.reader.ahead_bytes <= fresh.config.cache_bytes // 4
         assert [r.value for r in await read_all(reader)] == [f"r{i}-{j}".encode() for i in range(20) for j in range(2)]
-        assert fresh._ahead_bytes == 0
+        assert fresh.reader.ahead_bytes == 0
         await mgr.stop()
         await fresh.stop()
     run(main)
