@@ -63,6 +63,13 @@ class Config:
     shutdown_timeout_s: float = 30.0
     lease_ttl_s: int = 10
     group_initial_rebalance_delay_ms: int = 3000
+    log_segment_bytes: int = 64 * 1024 * 1024  # default segment.bytes of topics (compacted segments)
+    compaction_interval_ms: int = 10_000
+    compaction_min_age_ms: int = 30_000
+    log_retention_check_interval_ms: int = 60_000
+    log_retention_ms: int = 7 * 24 * 3600 * 1000  # default retention.ms of topics
+    log_retention_bytes: int = -1  # default retention.bytes of topics
+    orphan_grace_ms: int = 3_600_000
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -103,6 +110,20 @@ OPTIONS: list[Option] = [
     Option("data_dir", "KAFSCALE_DATA_DIR", str, "Data directory of the local default stack."),
     Option("group_initial_rebalance_delay_ms", "KAFSCALE_GROUP_INITIAL_REBALANCE_DELAY_MS", int,
            "How long a group's first rebalance waits for more members (group.initial.rebalance.delay.ms)."),
+    Option("log_segment_bytes", "KAFSCALE_LOG_SEGMENT_BYTES", int,
+           "Default segment.bytes of topics: the size compacted segments grow to (log.segment.bytes)."),
+    Option("compaction_interval_ms", "KAFSCALE_COMPACTION_INTERVAL_MS", int,
+           "How often each owner looks for segments to compact into Kafscale segments."),
+    Option("compaction_min_age_ms", "KAFSCALE_COMPACTION_MIN_AGE_MS", int,
+           "Segments younger than this are left alone by the compactor."),
+    Option("log_retention_check_interval_ms", "KAFSCALE_LOG_RETENTION_CHECK_INTERVAL_MS", int,
+           "How often retention is applied (log.retention.check.interval.ms)."),
+    Option("log_retention_ms", "KAFSCALE_LOG_RETENTION_MS", int,
+           "Default retention.ms of topics (log.retention.ms); -1 keeps data forever."),
+    Option("log_retention_bytes", "KAFSCALE_LOG_RETENTION_BYTES", int,
+           "Default retention.bytes of topics (log.retention.bytes); -1: no size bound."),
+    Option("orphan_grace_ms", "KAFSCALE_ORPHAN_GRACE_MS", int,
+           "Age after which an object no manifest entry refers to is deleted."),
 ]
 
 
@@ -130,11 +151,14 @@ def validate(cfg: Config) -> None:
             "set both KAFSCALE_ETCD_ENDPOINTS and KAFSCALE_S3_ENDPOINT, or neither for the local default"
         )
     for name in ("segment_bytes", "cache_bytes", "max_pending_bytes", "max_request_bytes", "max_message_bytes",
-                 "default_partitions", "lease_ttl_s", "flush_concurrency"):
+                 "default_partitions", "lease_ttl_s", "flush_concurrency", "log_segment_bytes",
+                 "compaction_interval_ms", "log_retention_check_interval_ms", "orphan_grace_ms"):
         if getattr(cfg, name) <= 0:
             raise ValueError(f"{name} must be positive")
     if cfg.flush_interval_ms < 0:
         raise ValueError("flush_interval_ms must not be negative")
+    if cfg.compaction_min_age_ms < 0:
+        raise ValueError("compaction_min_age_ms must not be negative")
     if cfg.broker_id < 0:
         raise ValueError("broker_id must not be negative")
 

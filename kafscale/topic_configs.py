@@ -215,11 +215,14 @@ _TABLE = (
                 "Whether tiered data is deleted when tiered storage is turned off for the topic."),
     TopicConfig("remote.storage.enable", BOOLEAN, "false", None, "Whether the topic uses tiered storage."),
     TopicConfig("retention.bytes", LONG, "-1", None,
-                "Largest size of a partition before old segments are deleted (delete policy); -1: no limit."),
+                "Largest size of a partition before old segments are deleted (delete policy); -1: no limit.",
+                acted_on=True),
     TopicConfig("retention.ms", LONG, "604800000", _range(-1),
-                "Longest time a log is kept before old segments are deleted (delete policy); -1: no limit."),
+                "Longest time a log is kept before old segments are deleted (delete policy); -1: no limit.",
+                acted_on=True),
     TopicConfig("segment.bytes", INT, "1073741824", _range(14),
-                "Size of one segment file; retention and cleaning work a whole segment at a time."),
+                "Size of one segment file; retention and cleaning work a whole segment at a time.",
+                acted_on=True),
     TopicConfig("segment.index.bytes", INT, "10485760", _range(4),
                 "Size of a segment's preallocated offset index."),
     TopicConfig("segment.jitter.ms", LONG, "0", _range(0),
@@ -280,7 +283,12 @@ def value(config: Mapping[str, str], name: str, broker_default: Value | None = N
     return entry.parse(text)
 
 
+def cleanup_policies(config: Mapping[str, str]) -> set[str]:
+    """The topic's cleanup.policy as a set of lower-case names ("delete", "compact")."""
+    return {policy.lower() for policy in value(config, "cleanup.policy")}
+
+
 def is_compacted(config: Mapping[str, str]) -> bool:
     """cleanup.policy includes compact (in any case, as Kafka reads it): every record
     produced to the topic needs a key."""
-    return "compact" in (policy.lower() for policy in value(config, "cleanup.policy"))
+    return "compact" in cleanup_policies(config)

@@ -83,6 +83,11 @@ class Membership:
         logs.leases_required = True
         logs.desired_owner = self.desired_owner
         logs.on_owners_changed = self.wake
+        logs.lifecycle.collects_garbage = self.collects_garbage
+
+    def collects_garbage(self) -> bool:
+        """One broker collects garbage: the live one with the lowest id."""
+        return self.lease_ok and self.broker_id == min(self.live, default=self.broker_id)
 
     # -- lifecycle ----------------------------------------------------------------------
 

@@ -6,6 +6,7 @@ Keys, under the configurable prefix P (default ``/kafscale``)::
     P/partitions/{topic}/{p}/leader          {"broker", "epoch", "tid"}  - owner, under its lease
     P/partitions/{topic}/{p}/epoch           the last leader epoch (a counter; never leased)
     P/partitions/{topic}/{p}/state           {"hw", "log_start", "producers", "epochs"} - committed
+    P/partitions/{topic}/{p}/start           {"log_start"} - moved by retention and DeleteRecords
     P/segments/{topic}/{p}/{base:020d}       segment manifest entry (see SegmentRef)
     P/deleting/{topic_id}                    {"topic", "partitions"}    - object cleanup to do
     P/brokers/{id}                           {"host", "port", "rack", ...} - under the broker's lease
@@ -59,10 +60,11 @@ class TopicRecord:
 class SegmentRef:
     """One committed segment and the offsets it covers.
 
-    Segments written by this broker live inside a topic object that holds one segment
-    per partition flushed together (``pos`` >= 0: ``key`` is that object's whole key and
-    the segment is the ``size`` bytes at ``pos``). Older manifests name one object per
-    segment (``pos`` = -1: ``key`` is a stem with ``.kfs`` and ``.index`` objects).
+    A flush writes segments inside a topic object that holds one segment per partition
+    flushed together (``pos`` >= 0: ``key`` is that object's whole key and the segment
+    is the ``size`` bytes at ``pos``). The compactor rewrites runs of them into one
+    object per segment (``pos`` = -1: ``key`` is a stem with ``.kfs`` and ``.index``
+    objects); ``level`` counts how many merges the data went through (0: as flushed).
     """
 
     key: str
@@ -74,6 +76,7 @@ class SegmentRef:
     epoch: int
     created_ms: int
     pos: int = -1  # byte position of the segment inside a topic object, or -1
+    level: int = 0
 
     @property
     def object_key(self) -> str:
@@ -88,12 +91,14 @@ class SegmentRef:
              "ts": self.max_ts, "e": self.epoch, "c": self.created_ms}
         if self.pos >= 0:
             d["p"] = self.pos
+        if self.level:
+            d["v"] = self.level
         return orjson.dumps(d)
 
     @classmethod
     def decode(cls, raw: bytes) -> "SegmentRef":
         d = orjson.loads(raw)
-        return cls(d["k"], d["b"], d["l"], d["n"], d["s"], d["ts"], d["e"], d["c"], d.get("p", -1))
+        return cls(d["k"], d["b"], d["l"], d["n"], d["s"], d["ts"], d["e"], d["c"], d.get("p", -1), d.get("v", 0))
 
 
 @dataclass(frozen=True)
@@ -151,6 +156,21 @@ class PartitionSnapshot:
     state: PartitionState
     state_raw: bytes | None
     segments: list[SegmentRef]
+    start_raw: bytes | None = None
+
+    @property
+    def log_start(self) -> int:
+        return max(self.state.log_start, decode_log_start(self.start_raw))
+
+
+def encode_log_start(offset: int) -> bytes:
+    return orjson.dumps({"log_start": offset})
+
+
+def decode_log_start(raw: bytes | None) -> int:
+    """The log start kept in its own key (0 when absent). Retention and DeleteRecords
+    move it there, apart from the state key, so they never race the flushes' commits."""
+    return int(orjson.loads(raw)["log_start"]) if raw else 0
 
 
 class CommitConflict(KafkaError):
@@ -186,6 +206,12 @@ class Keys:
 
     def state(self, topic: str, p: int) -> str:
         return f"{self.p}/partitions/{topic}/{p}/state"
+
+    def log_start(self, topic: str, p: int) -> str:
+        return f"{self.p}/partitions/{topic}/{p}/start"
+
+    def all_segments(self) -> str:
+        return f"{self.p}/segments/"
 
     def segments_of_topic(self, topic: str) -> str:
         return f"{self.p}/segments/{topic}/"
@@ -285,8 +311,9 @@ class Cluster:
         leader_raw = self.store.get(self.keys.leader(topic, p))
         state_raw = self.store.get(self.keys.state(topic, p))
         segments = [SegmentRef.decode(v) for _, v in self.store.get_prefix(self.keys.segments(topic, p))]
+        start_raw = self.store.get(self.keys.log_start(topic, p))
         return PartitionSnapshot(Leader.decode(leader_raw), leader_raw,
-                                 PartitionState.decode(state_raw), state_raw, segments)
+                                 PartitionState.decode(state_raw), state_raw, segments, start_raw)
 
     def claim_partition(self, topic: TopicRecord, p: int, broker_id: int,
                         lease: int | None = None) -> tuple[Leader, bytes]:
@@ -390,16 +417,51 @@ class Cluster:
         except StoreUnavailable as exc:
             return [exc] * len(items)
 
-    def set_log_start(self, topic: str, p: int, leader_raw: bytes, state_raw: bytes | None,
-                      new_state: PartitionState, drop: list[SegmentRef]) -> bytes:
-        state_key = self.keys.state(topic, p)
-        new_raw = new_state.encode()
-        ops: list[Any] = [Put(state_key, new_raw)]
+    def swap_segments(self, topic: str, p: int, leader_raw: bytes, old: list[SegmentRef],
+                      new: SegmentRef) -> None:
+        """Replace the manifest entries ``old`` (consecutive) by ``new``, which holds the
+        same batches, in one transaction that compares the owner record and each entry
+        replaced: a fenced or racing compactor can never lose or duplicate a record.
+        Raises Fenced if the owner record is not ours, CommitConflict if an entry moved."""
+        compare = [ValueIs(self.keys.leader(topic, p), leader_raw)]
+        compare += [ValueIs(self.keys.segment(topic, p, s.base), s.encode()) for s in old]
+        ops: list[Any] = [Delete(self.keys.segment(topic, p, s.base)) for s in old if s.base != new.base]
+        ops.append(Put(self.keys.segment(topic, p, new.base), new.encode()))
+        if self.store.txn(compare, ops):
+            return
+        if self.store.get(self.keys.leader(topic, p)) != leader_raw:
+            raise Fenced(f"{topic}-{p}: epoch is no longer ours")
+        raise CommitConflict(f"{topic}-{p}: the segments to replace changed")
+
+    def advance_log_start(self, topic: str, p: int, leader_raw: bytes, start_raw: bytes | None,
+                          log_start: int, drop: list[SegmentRef]) -> bytes:
+        """Move the partition's log start to ``log_start`` and delete the manifest entries
+        ``drop`` (wholly below it), in one transaction comparing the owner record, the
+        log start last seen and each entry dropped. Returns the new log start bytes;
+        raises Fenced if the owner record is not ours, CommitConflict if the log start or
+        an entry moved (e.g. the compactor replaced it): read again and retry."""
+        key = self.keys.log_start(topic, p)
+        new_raw = encode_log_start(log_start)
+        compare = [ValueIs(self.keys.leader(topic, p), leader_raw), ValueIs(key, start_raw)]
+        compare += [ValueIs(self.keys.segment(topic, p, s.base), s.encode()) for s in drop]
+        ops: list[Any] = [Put(key, new_raw)]
         ops += [Delete(self.keys.segment(topic, p, s.base)) for s in drop]
-        ok = self.store.txn([ValueIs(self.keys.leader(topic, p), leader_raw), ValueIs(state_key, state_raw)], ops)
-        if not ok:
-            raise Fenced(f"{topic}-{p}: state or epoch changed")
-        return new_raw
+        if self.store.txn(compare, ops):
+            return new_raw
+        if self.store.get(self.keys.leader(topic, p)) != leader_raw:
+            raise Fenced(f"{topic}-{p}: epoch is no longer ours")
+        raise CommitConflict(f"{topic}-{p}: the log start or the segments changed")
+
+    def referenced_objects(self) -> set[str]:
+        """Every object key some manifest entry refers to (garbage collection keeps them)."""
+        keys: set[str] = set()
+        for _, raw in self.store.get_prefix(self.keys.all_segments()):
+            seg = SegmentRef.decode(raw)
+            if seg.pos >= 0:
+                keys.add(seg.key)
+            else:
+                keys.update((seg.key + ".kfs", seg.key + ".index"))
+        return keys
 
     # -- cluster ------------------------------------------------------------------------
 

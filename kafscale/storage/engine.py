@@ -23,7 +23,9 @@ from kafscale.metadata.cluster import Cluster, Leader, SegmentRef, TopicRecord
 from kafscale.runtime import Runtime
 from kafscale.storage import segment as fmt
 from kafscale.storage.cache import SegmentCache
+from kafscale.storage.compactor import Compactor
 from kafscale.storage.flush import TopicFlusher
+from kafscale.storage.lifecycle import Lifecycle
 from kafscale.storage.log import PartitionLog, nonce
 from kafscale.storage.objects import ObjectStore, ObjectStoreError
 from kafscale.storage.pending import Backpressure
@@ -54,6 +56,8 @@ class LogManager:
         self.flushers: dict[str, TopicFlusher] = {}  # by topic id
         self.stats: Counter[str] = Counter()
         self.reader = SegmentReader(rt, config, objects, self.stats)
+        self.compactor = Compactor(self)
+        self.lifecycle = Lifecycle(self)
         self._commit_event = rt.event()
         self.backpressure = Backpressure(rt, config.max_pending_bytes)
         self._deletions_wake = rt.event()
@@ -87,6 +91,8 @@ class LogManager:
         self._tasks.append(await self.rt.spawn(self._watch_partitions, pqueue))
         self._tasks.append(await self.rt.spawn(self._flush_timer))
         self._tasks.append(await self.rt.spawn(self._deletion_worker))
+        self._tasks.append(await self.rt.spawn(self.compactor.run))
+        self._tasks.append(await self.rt.spawn(self.lifecycle.run))
 
     async def stop(self) -> None:
         """Flush what is pending (bounded by the caller's timeout), then stop background work."""
@@ -236,6 +242,12 @@ class LogManager:
         # new one's. Keys of one broker sort by time.
         return (f"{self.config.s3_namespace}/{topic.name}/objects/"
                 f"{int(time.time() * 1000):013d}-{topic.id[:12]}-b{self.broker_id}-{nonce()}.kfo")
+
+    def segment_key(self, topic: TopicRecord, partition: int, base: int, epoch: int) -> str:
+        """The stem of a compacted segment's ``.kfs`` and ``.index`` objects; unique (a
+        nonce), so no writer can replace another's object."""
+        return (f"{self.config.s3_namespace}/{topic.name}/{partition}/"
+                f"segment-{base:020d}-{topic.id[:12]}-{epoch}-{nonce()}")
 
     def flusher(self, topic: TopicRecord) -> TopicFlusher:
         f = self.flushers.get(topic.id)
@@ -402,6 +414,8 @@ class LogManager:
                                 plog.leader, plog.leader_raw = leader, ev.value
                         elif what == "state" and plog is not None:
                             moved |= plog.apply_state(ev.value)
+                        elif what == "start" and plog is not None:
+                            moved |= plog.apply_start(ev.value)
                     elif ev.key.startswith(segs_prefix):
                         topic, part, base = ev.key[len(segs_prefix):].rsplit("/", 2)
                         plog = self.logs.get((topic, int(part)))

@@ -31,7 +31,8 @@ from typing import TYPE_CHECKING
 
 from kafscale import _fast
 from kafscale.errors import ErrorCode, Fenced, KafkaError, NotLeader, OffsetOutOfRange, StorageError
-from kafscale.metadata.cluster import CommitConflict, Leader, PartitionState, SegmentRef, TopicRecord
+from kafscale.metadata.cluster import (CommitConflict, Leader, PartitionState, SegmentRef, TopicRecord,
+                                      decode_log_start)
 from kafscale.metadata.store import StoreUnavailable
 from kafscale.storage import segment as fmt
 from kafscale.storage.pending import Append, PendingAppends
@@ -51,6 +52,9 @@ MAX_PREFETCH_SEGMENTS = 128
 # For this long after a broker takes a partition over from another owner, an idempotent
 # batch that skips sequence numbers is answered with a retriable error (ProducerTable.check).
 SEQUENCE_GAP_GRACE_S = 15.0
+# Manifest entries one log-start transaction drops (two compares more than that; etcd
+# allows 128 per transaction).
+MAX_DROP = 100
 
 
 @dataclass
@@ -71,6 +75,8 @@ class PartitionLog:
         self.leader_raw: bytes | None = None
         self.state = PartitionState()
         self.state_raw: bytes | None = None
+        self.start_raw: bytes | None = None  # the log start key (retention, DeleteRecords)
+        self._start = 0
         self.segments: list[SegmentRef] = []
         self._bases: list[int] = []
         self.owned = False
@@ -112,7 +118,7 @@ class PartitionLog:
 
     @property
     def log_start(self) -> int:
-        return self.state.log_start
+        return max(self.state.log_start, self._start)
 
     @property
     def epoch(self) -> int:
@@ -121,6 +127,7 @@ class PartitionLog:
     def _install(self, snap) -> None:
         self.leader, self.leader_raw = snap.leader, snap.leader_raw
         self.state, self.state_raw = snap.state, snap.state_raw
+        self.start_raw, self._start = snap.start_raw, decode_log_start(snap.start_raw)
         self.segments = sorted(snap.segments, key=lambda s: s.base)
         self._bases = [s.base for s in self.segments]
         self.producers = ProducerTable(self.state.producers)
@@ -191,11 +198,69 @@ class PartitionLog:
         if self.was_owner or raw is None:
             return False
         state = PartitionState.decode(raw)
-        if state.hw < self.state.hw and state.log_start <= self.state.log_start:
+        if state.hw < self.state.hw:
             return False  # an older event than what we loaded
         moved = state.hw != self.state.hw
         self.state, self.state_raw = state, raw
         return moved
+
+    def apply_start(self, raw: bytes | None) -> bool:
+        """A log start seen in etcd (followers); True if it moved."""
+        if self.was_owner or raw is None:
+            return False
+        start = decode_log_start(raw)
+        if start <= self._start:
+            return False
+        self.start_raw, self._start = raw, start
+        return True
+
+    async def advance_log_start(self, offset: int) -> int:
+        """Move the log start to ``offset`` (at most the high watermark) and drop the
+        manifest entries wholly below it, persisted in etcd before this returns (in
+        transactions of at most MAX_DROP entries); the log start now."""
+        if not self.owned or self.leader_raw is None:
+            raise NotLeader(f"{self.name}-{self.partition} is not owned by this broker")
+        offset = min(offset, self.hw)
+        while True:
+            below = [s for s in self.segments if s.last < offset]
+            drop = below[:MAX_DROP]
+            target = offset if len(below) <= MAX_DROP else self.segments[MAX_DROP].base
+            if target <= self.log_start and not drop:
+                return self.log_start
+            target = max(target, self.log_start)
+            try:
+                raw = await self.rt.run_in_thread(self.mgr.cluster.advance_log_start, self.name, self.partition,
+                                                  self.leader_raw, self.start_raw, target, drop)
+            except CommitConflict:
+                await self._reload_segments()  # (the compactor replaced an entry: read them again)
+                continue
+            self.start_raw, self._start = raw, target
+            gone = {s.base for s in drop}
+            self.segments = [s for s in self.segments if s.base not in gone]
+            self._bases = [s.base for s in self.segments]
+            if target >= offset:
+                return self.log_start
+
+    async def _reload_segments(self) -> None:
+        snap = await self.rt.run_in_thread(self.mgr.cluster.load_partition, self.name, self.partition)
+        if snap.leader_raw != self.leader_raw:
+            self.lose_ownership("owner record changed")
+            raise NotLeader(f"{self.name}-{self.partition} is not owned by this broker")
+        self.start_raw, self._start = snap.start_raw, decode_log_start(snap.start_raw)
+        read = sorted(snap.segments, key=lambda s: s.base)
+        after = read[-1].last + 1 if read else 0  # (flushes that committed since the read)
+        self.segments = read + [s for s in self.segments if s.base >= after]
+        self._bases = [s.base for s in self.segments]
+
+    def replace_segments(self, old: list[SegmentRef], new: SegmentRef) -> None:
+        """The compactor swapped the consecutive entries ``old`` for ``new`` (the same
+        batches) in etcd. New lists: a read iterating the old ones carries on."""
+        gone = {s.base for s in old}
+        segments = [s for s in self.segments if s.base not in gone]
+        i = bisect.bisect_left([s.base for s in segments], new.base)
+        segments.insert(i, new)
+        self.segments = segments
+        self._bases = [s.base for s in segments]
 
     def apply_segment(self, ref: SegmentRef | None, base: int) -> None:
         if self.was_owner:
@@ -405,7 +470,7 @@ class PartitionLog:
 
     async def read(self, offset: int, max_bytes: int) -> ReadResult:
         """Committed batches from ``offset`` (whole batches, at least one), up to ``max_bytes``."""
-        hw, start = self.state.hw, self.state.log_start
+        hw, start = self.state.hw, self.log_start
         if offset < start or offset > hw:
             raise OffsetOutOfRange(f"offset {offset} outside [{start}, {hw}]")
         if offset == hw:
@@ -426,18 +491,20 @@ class PartitionLog:
         await self.prefetch(offset, max_bytes + READ_AHEAD_BYTES)
         records, whole = await self.mgr.reader.read_segment_range(seg, offset, max_bytes)
         chunks, size = [records], len(records)
-        i = bisect.bisect_right(self._bases, seg.base)
-        # Only a read that took the rest of a segment may go on into the next one.
-        while whole and i < len(self.segments) and size < max_bytes and self.segments[i].base < hw:
-            nxt = self.segments[i]
-            if not (self.mgr.reader.is_cached(nxt) or self.mgr.reader.is_loading(nxt)):
+        # Only a read that took the rest of a segment may go on into the next one, found
+        # by offset: the compactor may have merged the segments meanwhile.
+        expected = seg.last + 1
+        while whole and size < max_bytes and expected < hw:
+            nxt = self.segment_for(expected)
+            if nxt is None or not (self.mgr.reader.is_cached(nxt) or self.mgr.reader.is_loading(nxt)):
                 break
-            more, whole = await self.mgr.reader.read_segment_range(nxt, nxt.base, max_bytes - size, allow_oversize=False)
+            more, whole = await self.mgr.reader.read_segment_range(nxt, expected, max_bytes - size,
+                                                                   allow_oversize=False)
             if not len(more):
                 break
             chunks.append(more)
             size += len(more)
-            i += 1
+            expected = nxt.last + 1
         return ReadResult(chunks[0] if len(chunks) == 1 else b"".join(chunks), hw, start)
 
     async def prefetch(self, offset: int, want: int) -> None:
@@ -461,7 +528,7 @@ class PartitionLog:
         from kafscale.protocol.records import decode_batch_records
 
         for seg in self.segments:
-            if seg.max_ts < ts or seg.last < self.state.log_start:
+            if seg.max_ts < ts or seg.last < self.log_start:
                 continue
             data = await self.mgr.reader.segment_bytes(seg)
             body_end = len(data) - fmt.FOOTER_SIZE
@@ -470,7 +537,7 @@ class PartitionLog:
             while pos >= 0:
                 begin, end = _fast.scan_batches(view, pos, 0, 1)
                 for rec in decode_batch_records(view[begin:end]):
-                    if rec.timestamp >= ts and rec.offset >= self.state.log_start:
+                    if rec.timestamp >= ts and rec.offset >= self.log_start:
                         return rec.offset, rec.timestamp
                 pos = _fast.find_timestamp(view, end, ts) if end < body_end else -1
         return -1, -1

@@ -92,22 +92,38 @@ def test_partitions_spread_and_metadata_agrees(broker_factory):
     assert live_brokers(brokers[2].bootstrap) == {0, 1, 2}
 
 
-class Tail:
+class ConsumerThread:
+    """A confluent-kafka consumer polled by ``_run`` in a thread until ``stop``."""
+
+    def __init__(self, conf: dict) -> None:
+        from confluent_kafka import Consumer
+
+        self.consumer = Consumer(conf)
+        self.errors: list[str] = []
+        self._stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        self._stop.set()
+        self.thread.join(60)
+
+
+class Tail(ConsumerThread):
     """A consumer (no group) reading every partition from offset 0 in a thread,
     recording each record in the order it came. librdkafka validates its positions
     (KIP-320) at every leader change it sees."""
 
     def __init__(self, bootstrap: str, topic: str, partitions: int) -> None:
-        from confluent_kafka import Consumer, TopicPartition
+        from confluent_kafka import TopicPartition
 
-        self.consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"tail-{uuid.uuid4().hex[:6]}",
-                                  "enable.auto.commit": False, "auto.offset.reset": "latest",
-                                  "topic.metadata.refresh.interval.ms": 1000})
+        super().__init__({"bootstrap.servers": bootstrap, "group.id": f"tail-{uuid.uuid4().hex[:6]}",
+                          "enable.auto.commit": False, "auto.offset.reset": "latest",
+                          "topic.metadata.refresh.interval.ms": 1000})
         self.consumer.assign([TopicPartition(topic, p, 0) for p in range(partitions)])
         self.got: dict[int, list[tuple[int, bytes]]] = {p: [] for p in range(partitions)}
-        self.errors: list[str] = []
-        self._stop = threading.Event()
-        self.thread = threading.Thread(target=self._run, daemon=True)
         self.thread.start()
 
     def _run(self) -> None:
@@ -121,10 +137,6 @@ class Tail:
 
     def count(self) -> int:
         return sum(map(len, self.got.values()))
-
-    def stop(self) -> None:
-        self._stop.set()
-        self.thread.join(60)
 
 
 def assert_read_exactly_once_in_order(tail: Tail, prod: AckedProducer) -> None:
@@ -258,21 +270,16 @@ def test_scale_out_and_in_under_load(broker_factory):
     assert_exactly_acked(prod, first.bootstrap)
 
 
-class GroupConsumer:
+class GroupConsumer(ConsumerThread):
     """A confluent-kafka consumer in a group, in a thread, recording what it consumed."""
 
     def __init__(self, bootstrap: str, group: str, topic: str, seen: dict, lock: threading.Lock) -> None:
-        from confluent_kafka import Consumer
-
-        self.consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group,
-                                  "auto.offset.reset": "earliest", "enable.auto.commit": False,
-                                  "session.timeout.ms": 6000, "heartbeat.interval.ms": 500,
-                                  "topic.metadata.refresh.interval.ms": 2000})
+        super().__init__({"bootstrap.servers": bootstrap, "group.id": group,
+                          "auto.offset.reset": "earliest", "enable.auto.commit": False,
+                          "session.timeout.ms": 6000, "heartbeat.interval.ms": 500,
+                          "topic.metadata.refresh.interval.ms": 2000})
         self.consumer.subscribe([topic])
         self.seen, self.lock = seen, lock
-        self.errors: list[str] = []
-        self._stop = threading.Event()
-        self.thread = threading.Thread(target=self._run, daemon=True)
         self.thread.start()
 
     def _run(self) -> None:
@@ -292,10 +299,6 @@ class GroupConsumer:
         except Exception:  # noqa: BLE001 - nothing consumed since the last commit
             pass
         self.consumer.close()
-
-    def stop(self) -> None:
-        self._stop.set()
-        self.thread.join(60)
 
 
 def test_consumer_group_keeps_consuming_through_broker_kills(broker_factory):

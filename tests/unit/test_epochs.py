@@ -88,5 +88,5 @@ def test_partition_state_keeps_the_history():
 @pytest.mark.parametrize("requested, expected", [(0, (0, 0)), (1, (1, 20)), (2, (1, 20)), (5, (5, 40)),
                                                  (6, (-1, -1)), (-1, (-1, -1))])
 def test_the_handler_answers_from_the_partition_state(requested, expected):
-    plog = SimpleNamespace(state=PartitionState(40, 0, {}, [[1, 0], [3, 20]]), epoch=5)
+    plog = SimpleNamespace(state=PartitionState(40, 0, {}, [[1, 0], [3, 20]]), epoch=5, log_start=0)
     assert end_of_epoch(plog, requested) == expected

@@ -29,7 +29,8 @@ def test_every_default_passes_its_own_check(name):
 
 def test_the_table_holds_kafkas_topic_configs_with_their_type_ids():
     assert len(tc.CONFIGS) == 36
-    assert {n for n, e in tc.CONFIGS.items() if e.acted_on} == {"max.message.bytes", "cleanup.policy"}
+    assert {n for n, e in tc.CONFIGS.items() if e.acted_on} == {"max.message.bytes", "cleanup.policy", "retention.ms",
+                                                                         "retention.bytes", "segment.bytes"}
     assert tc.lookup("no.such.config") is None
     assert (tc.lookup("cleanup.policy").type, tc.lookup("retention.ms").type) == (tc.LIST, tc.LONG)
     assert [t.value for t in tc.ConfigType] == list(range(10))  # DescribeConfigs v3+ ids

@@ -4,6 +4,7 @@ from kafscale.broker.handlers import (  # noqa: F401 - imported for registration
     api_versions,
     create_topics,
     delete_groups,
+    delete_records,
     delete_topics,
     describe_cluster,
     describe_groups,

@@ -19,7 +19,7 @@ R = OffsetForLeaderEpochResponse
 def end_of_epoch(plog, requested: int) -> tuple[int, int]:
     """(epoch, end offset) of ``requested`` in ``plog``'s history; (-1, -1) if none."""
     state = plog.state
-    entries = epochs.effective(state.epochs, plog.epoch, state.hw, state.log_start)
+    entries = epochs.effective(state.epochs, plog.epoch, state.hw, plog.log_start)
     return epochs.end_offset_for(entries, requested, state.hw)
 
 
