@@ -88,11 +88,25 @@ def free_port(host: str = "127.0.0.1", _owner: str | None = None) -> int:
     raise LocalStackError("no free port found")
 
 
+def _ephemeral_low() -> int:
+    """The lowest port the kernel hands to outgoing connections (Linux: 32768 by default)."""
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            return int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
 def _free_port_pair(host: str, owner: str | None, offset: int = _GRPC_OFFSET) -> tuple[int, int]:
-    """Ports p and p + offset, both free: SeaweedFS's http/grpc convention."""
+    """Ports p and p + offset, both free: SeaweedFS's http/grpc convention. Both lie
+    below the ephemeral range where it leaves room, so that no outgoing connection (of
+    SeaweedFS's own components, say) takes one between this check and the bind."""
+    top = _ephemeral_low() - 1 - offset
+    if top < 10000 + 1000:
+        top = 65535 - offset
     with _ports_lock:
         for _ in range(1000):
-            port = random.randint(10000, 65535 - offset)
+            port = random.randint(10000, top)
             pair = (port, port + offset)
             if any(p in _handed_out for p in pair):
                 continue

@@ -47,6 +47,7 @@ __all__ = ["MAX_MERGE", "STRAGGLER_AGES", "plan", "Compactor"]
 
 MAX_MERGE = 100  # segments one swap replaces (a compare each; etcd allows 128 per transaction)
 STRAGGLER_AGES = 10  # a run not yet full is merged once its oldest segment is this many min ages old
+CONCURRENCY = 4  # partitions compacted at the same time
 
 
 def plan(segments: Sequence[SegmentRef], *, now_ms: int, min_age_ms: int, target_bytes: int,
@@ -94,9 +95,15 @@ class Compactor:
             await self.round()
 
     async def round(self) -> int:
-        """Compact every owned partition as far as its plan goes; segments replaced."""
+        """Compact every owned partition as far as its plan goes, CONCURRENCY partitions
+        at a time (each swap waits on two PUTs and a transaction); segments replaced."""
+        owned = self.mgr.owned_partitions()
+        workers = [await self.rt.spawn(self._compact_all, owned[i::CONCURRENCY]) for i in range(CONCURRENCY)]
+        return sum([await w.join() for w in workers])
+
+    async def _compact_all(self, plogs: list["PartitionLog"]) -> int:
         replaced = 0
-        for plog in self.mgr.owned_partitions():
+        for plog in plogs:
             try:
                 while plog.owned:
                     n = await self.compact_once(plog)

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-__all__ = ["UNDEFINED_EPOCH", "UNDEFINED_OFFSET", "with_epoch", "effective", "end_offset_for"]
+__all__ = ["UNDEFINED_EPOCH", "UNDEFINED_OFFSET", "with_epoch", "trimmed", "effective", "end_offset_for"]
 
 UNDEFINED_EPOCH = -1
 UNDEFINED_OFFSET = -1
@@ -39,6 +39,16 @@ def with_epoch(epochs: Sequence[Sequence[int]], epoch: int, start: int) -> list[
     kept = [[e, s] for e, s in epochs if e < epoch and s < start]
     kept.append([epoch, start])
     return kept
+
+
+def trimmed(epochs: Sequence[Sequence[int]], log_start: int) -> list[list[int]]:
+    """``epochs`` without the entries that end at or below ``log_start`` (the last entry
+    that begins at or below it is kept): the history stays as long as the retained log."""
+    keep = 0
+    for i, (_e, start) in enumerate(epochs):
+        if start <= log_start:
+            keep = i
+    return [list(e) for e in epochs[keep:]]
 
 
 def effective(epochs: Sequence[Sequence[int]], current_epoch: int, log_end: int,

@@ -146,8 +146,8 @@ class TopicFlusher:
                 if any(w.producer for w in waiters):
                     producers = ProducerTable.committed_with(producers, (
                         (w.producer, w.end - w.base, w.base) for w in waiters if w.producer is not None))
-                part.new_state = PartitionState(last + 1, state.log_start, producers,
-                                                epochs.with_epoch(state.epochs, plog.epoch, base))
+                history = epochs.trimmed(epochs.with_epoch(state.epochs, plog.epoch, base), plog.log_start)
+                part.new_state = PartitionState(last + 1, state.log_start, producers, history)
                 part.new_raw = part.new_state.encode()
                 commits = (part.new_state, part.new_raw)
             plog.flush_started(commits)

@@ -7,7 +7,7 @@ import pytest
 
 from kafscale.broker.handlers.offset_for_leader_epoch import end_of_epoch
 from kafscale.metadata.cluster import PartitionState
-from kafscale.storage.epochs import effective, end_offset_for, with_epoch
+from kafscale.storage.epochs import effective, end_offset_for, trimmed, with_epoch
 
 # epochs 1, 3 and 4 wrote (2 won the partition but wrote nothing); 5 is the owner now
 HISTORY = [[1, 0], [3, 20], [4, 30]]
@@ -90,3 +90,12 @@ def test_partition_state_keeps_the_history():
 def test_the_handler_answers_from_the_partition_state(requested, expected):
     plog = SimpleNamespace(state=PartitionState(40, 0, {}, [[1, 0], [3, 20]]), epoch=5, log_start=0)
     assert end_of_epoch(plog, requested) == expected
+
+
+def test_the_stored_history_is_trimmed_to_the_retained_log():
+    assert trimmed(HISTORY, 0) == HISTORY
+    assert trimmed(HISTORY, 25) == [[3, 20], [4, 30]]  # epoch 1 ended at 19
+    assert trimmed(HISTORY, 30) == [[4, 30]]
+    assert trimmed([], 10) == []
+    # the answers stay Kafka's: effective() folds what is left at the log start
+    assert effective(trimmed(HISTORY, 25), 5, 40, 25) == effective(HISTORY, 5, 40, 25)
