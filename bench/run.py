@@ -57,6 +57,7 @@ from bench_procs import (  # noqa: E402
     ProcSampler, TansuProcess, cpu_seconds, diff, find_tansu, peak_rss_bytes, scrape, tansu_version,
 )
 from kafscale.localstack import LocalStack  # noqa: E402
+from kafscale.metadata.etcd import EtcdStore  # noqa: E402
 from tests.support.procs import BrokerProcess  # noqa: E402
 
 KiB, MiB = 1024, 1024 * 1024
@@ -114,12 +115,37 @@ class Target:
     def restart(self) -> None: ...
 
 
+# Scenarios 1-4 run with compaction off, so their figures compare with runs before it
+# existed (and with Tansu); scenario 6 turns it on (COMPACTING) and measures its effect.
+NOT_COMPACTING = ["--compaction-interval-ms", "3600000"]
+COMPACTING = ["--compaction-interval-ms", "1000", "--compaction-min-age-ms", "0"]
+
+
 class KafscaleTarget(Target):
     name = "kafscale"
 
     def __init__(self, stack: LocalStack, workdir: pathlib.Path):
-        self.b = BrokerProcess(stack, workdir, 0)
+        self.b = BrokerProcess(stack, workdir, 0, extra_args=NOT_COMPACTING)
         self.metrics_url = self.b.metrics_url
+
+    def set_compaction(self, on: bool) -> None:
+        """Restart with compaction on (every second, any age) or off."""
+        self.b.terminate(timeout=60)
+        args = self.b.extra_args
+        for flags in (NOT_COMPACTING, COMPACTING):
+            for flag in flags[::2]:
+                while flag in args:
+                    del args[args.index(flag):args.index(flag) + 2]
+        args += COMPACTING if on else NOT_COMPACTING
+        self.b.start(timeout=60)
+
+    def segment_keys(self, topic: str) -> int:
+        """Manifest keys of ``topic`` in etcd (one per segment)."""
+        store = EtcdStore(self.b.stack.etcd_endpoints)
+        try:
+            return len(store.get_prefix(f"{self.b.etcd_prefix}/segments/{topic}/"))
+        finally:
+            store.close()
 
     bootstrap = property(lambda self: self.b.bootstrap)
     pid = property(lambda self: self.b.pid)
@@ -212,6 +238,7 @@ class Meter:
             out.update({
                 "s3_puts": int(puts), "segments_flushed": int(segs), "bytes_flushed": int(flushed),
                 "s3_gets": int(gets),
+                "s3_gets_per_gb": round(gets / gb, 1) if gb > 0 else None,
                 "s3_puts_per_s": round(puts / secs, 1) if secs else None,
                 "s3_puts_per_mb": round(puts / (payload_bytes / 1e6), 3) if payload_bytes else None,
                 "avg_segment_bytes": int(flushed / segs) if segs else None,
@@ -220,6 +247,41 @@ class Meter:
                 "cache_hits": int(diff(m1, m0, "kafscale_cache_hits_total")),
             })
         return out
+
+
+def compaction_scenarios(target: "KafscaleTarget", stack: LocalStack, cfg: dict, backlog_topic: str,
+                         parts_topics: list[str]) -> dict:
+    """Turn compaction on, wait until it has nothing left to do, and report the manifest
+    keys of each topic before and after (per MB written), then 6a/6b: scenario 3's and
+    3c's cold reads again, from the compacted segments (MB/s and GETs per GB)."""
+    topics = [backlog_topic, f"{target.name}-steady", *parts_topics]
+    before = {t: target.segment_keys(t) for t in topics}
+    say(f"{target.name}: 6. compaction on; manifest keys before: {before}")
+    t0 = time.monotonic()
+    target.set_compaction(True)
+    last, still = None, 0
+    while time.monotonic() - t0 < cfg.get("compaction_wait_s", 600):
+        time.sleep(3)
+        now = {t: target.segment_keys(t) for t in topics}
+        still = still + 1 if now == last else 0
+        last = now
+        if still >= 3:
+            break
+    out: dict = {"settle_s": round(time.monotonic() - t0, 1), "keys_before": before, "keys_after": last,
+                 "broker_stats": scrape(target.metrics_url) if target.metrics_url else {}}
+    out["broker_stats"] = {k: v for k, v in out["broker_stats"].items() if "compact" in k}
+    say(f"{target.name}: compaction settled in {out['settle_s']} s; manifest keys after: {last}")
+    out["cold_consume"] = measure(target, stack, _cold, target, backlog_topic, cfg["backlog_bytes"])
+    _report_line(target.name, "6a cold, compacted", out["cold_consume"])
+    out["cold_consume_small"] = measure(target, stack, _cold, target, f"{target.name}-steady", 1e12)
+    _report_line(target.name, "6b cold (small objects), compacted", out["cold_consume_small"])
+    target.set_compaction(False)
+    return out
+
+
+def _cold(target, topic: str, max_bytes: float) -> dict:
+    target.restart()
+    return consume_backlog(target.bootstrap, topic, PARTITIONS, max_bytes)
 
 
 def measure(target: Target, stack: LocalStack, fn, *a, **kw) -> dict:
@@ -353,6 +415,11 @@ def run_broker_scenarios(target: Target, stack: LocalStack, cfg: dict, *, scale:
             r["partitions"].append(res)
             note_peak()
             _report_line(tag, f"parts={p}", res)
+    # 6. compaction (Kafscale): the same topics once compacted into Kafscale segments
+    if isinstance(target, KafscaleTarget):
+        r["compaction"] = _guard(f"{tag} compaction", compaction_scenarios, target, stack, cfg, topic,
+                                 [f"{tag}-parts-{p}" for p in (cfg["parts"] if scale else [])])
+        note_peak()
     # a stalled S3 server under flat-out produce: memory stays bounded, producers wait
     if stall_s and s3_pid is not None:
         say(f"{tag}: S3 stalled (SIGSTOP) for {stall_s} s under flat-out produce")

@@ -64,8 +64,8 @@ class Config:
     lease_ttl_s: int = 10
     group_initial_rebalance_delay_ms: int = 3000
     log_segment_bytes: int = 64 * 1024 * 1024  # default segment.bytes of topics (compacted segments)
-    compaction_interval_ms: int = 10_000
-    compaction_min_age_ms: int = 30_000
+    compaction_interval_ms: int = 5_000
+    compaction_min_age_ms: int = 10_000
     log_retention_check_interval_ms: int = 60_000
     log_retention_ms: int = 7 * 24 * 3600 * 1000  # default retention.ms of topics
     log_retention_bytes: int = -1  # default retention.bytes of topics

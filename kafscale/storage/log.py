@@ -255,7 +255,7 @@ class PartitionLog:
     def replace_segments(self, old: list[SegmentRef], new: SegmentRef) -> None:
         """The compactor swapped the consecutive entries ``old`` for ``new`` (the same
         batches) in etcd. New lists: a read iterating the old ones carries on."""
-        gone = {s.base for s in old}
+        gone = {s.base for s in old} | {new.base}  # (idempotent: a reload may have brought ``new``)
         segments = [s for s in self.segments if s.base not in gone]
         i = bisect.bisect_left([s.base for s in segments], new.base)
         segments.insert(i, new)

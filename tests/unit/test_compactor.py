@@ -11,7 +11,7 @@ from kafscale.errors import Fenced
 from kafscale.metadata.cluster import SegmentRef
 from kafscale.storage.compactor import MAX_MERGE, STRAGGLER_AGES, plan
 from support import kfs_reader
-from tests.unit.test_partition_log import _append, _manager, env, read_all  # noqa: F401 - fixture
+from tests.unit.test_partition_log import _append, _manager, _owned, env, read_all  # noqa: F401 - fixture
 
 NOW = 10_000_000
 MIN_AGE = 1000
@@ -54,6 +54,17 @@ def test_runs_are_one_level_contiguous_and_above_the_log_start():
     assert run([seg(0, size=600), seg(10, size=100), seg(20, size=100)], target=1000) is None
 
 
+async def log_with(env, batches: int, records: int = 1):
+    """A manager owning topic "t" (one partition) with ``batches`` committed appends of
+    ``records`` records ("r{i}-{j}"), each its own flush and segment; then a pause, so
+    that every segment is older than the compactor's straggler age."""
+    mgr, plog = await _owned(env)
+    for i in range(batches):
+        await _append(plog, records, f"r{i}-")
+    await curio.sleep(0.05)
+    return mgr, plog
+
+
 def _count_keys(store, prefix):
     return len(store.get_prefix(prefix))
 
@@ -64,12 +75,7 @@ def test_compaction_rewrites_many_flushes_into_one_kafscale_segment(env):
     cfg.log_segment_bytes = 1 << 20
 
     async def main():
-        mgr = await _manager(env)
-        await mgr.create_topic("t", 1)
-        plog = await mgr.owned_log("t", 0)
-        for i in range(30):
-            await _append(plog, 3, f"r{i}-")
-        await curio.sleep(0.05)
+        mgr, plog = await log_with(env, 30, 3)
         before = await read_all(plog)
         raw_before = [bytes((await mgr.reader.segment_bytes(s))) for s in plog.segments]
         assert len(plog.segments) == 30 and _count_keys(store, "/t/segments/") == 30
@@ -103,13 +109,8 @@ def test_a_fenced_compactor_changes_nothing(env):
     cfg.compaction_min_age_ms = 0
 
     async def main():
-        mgr = await _manager(env)
-        await mgr.create_topic("t", 1)
-        plog = await mgr.owned_log("t", 0)
-        for i in range(5):
-            await _append(plog, 1, f"r{i}-")
+        mgr, plog = await log_with(env, 5)
         keys = dict(store.get_prefix("/t/segments/"))
-        await curio.sleep(0.05)  # (older than STRAGGLER_AGES min ages, so the plan has a run)
         plog.leader_raw = b'{"broker":9,"epoch":99,"tid":"x"}'  # as if another owner took over
         with pytest.raises(Fenced):
             await mgr.compactor.compact_once(plog)
@@ -127,12 +128,7 @@ def test_a_read_that_spans_a_swap_has_no_gap_and_no_duplicate(env):
     cfg.compaction_min_age_ms = 0
 
     async def main():
-        mgr = await _manager(env)
-        await mgr.create_topic("t", 1)
-        plog = await mgr.owned_log("t", 0)
-        for i in range(10):
-            await _append(plog, 2, f"r{i}-")
-        await curio.sleep(0.05)
+        mgr, plog = await log_with(env, 10, 2)
         cfg.log_segment_bytes = sum(s.size for s in plog.segments[:5])  # merge the first five only
         reader = mgr.reader
         original = reader.read_segment_range

@@ -8,6 +8,7 @@ import curio
 
 from kafscale.metadata.cluster import SegmentRef
 from kafscale.storage.lifecycle import retained_start
+from tests.unit.test_compactor import log_with
 from tests.unit.test_partition_log import _append, _manager, env, read_all  # noqa: F401 - fixture
 
 NOW = 10_000_000
@@ -51,11 +52,7 @@ def test_advance_log_start_drops_entries_and_reads_follow(env):
     store, objects, cluster, cfg = env
 
     async def main():
-        mgr = await _manager(env)
-        await mgr.create_topic("t", 1)
-        plog = await mgr.owned_log("t", 0)
-        for i in range(5):
-            await _append(plog, 2, f"r{i}-")
+        mgr, plog = await log_with(env, 5, 2)
         assert await plog.advance_log_start(5) == 5  # inside the third segment (4-5)
         assert [s.base for s in plog.segments] == [4, 6, 8]
         assert len(store.get_prefix("/t/segments/t/0/")) == 3
@@ -77,11 +74,7 @@ def test_garbage_collection_deletes_only_old_unreferenced_objects(env):
     cfg.orphan_grace_ms = 1000
 
     async def main():
-        mgr = await _manager(env)
-        await mgr.create_topic("t", 1)
-        plog = await mgr.owned_log("t", 0)
-        for i in range(3):
-            await _append(plog, 1, f"r{i}-")
+        mgr, plog = await log_with(env, 3)
         live = {s.key for s in plog.segments}
         objects.put("kafscale/t/objects/orphan-old.kfo", b"x")
         objects.put("kafscale/t/objects/orphan-young.kfo", b"y")
