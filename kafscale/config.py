@@ -60,7 +60,11 @@ class Config:
     default_partitions: int = 1
     log_level: str = "INFO"
     data_dir: str = "./data"
-    shutdown_timeout_s: float = 30.0
+    shutdown_timeout_s: float = 25.0
+    connections_max_idle_ms: int = 600_000
+    queued_max_request_bytes: int = 256 * 1024 * 1024
+    max_connections: int = 0  # 0: no limit
+    max_connections_per_ip: int = 0  # 0: no limit
     lease_ttl_s: int = 10
     group_initial_rebalance_delay_ms: int = 3000
     log_segment_bytes: int = 64 * 1024 * 1024  # default segment.bytes of topics (compacted segments)
@@ -106,6 +110,15 @@ OPTIONS: list[Option] = [
     Option("auto_create_topics", "KAFSCALE_AUTO_CREATE_TOPICS", _bool, "Create unknown topics on Metadata/Produce."),
     Option("default_partitions", "KAFSCALE_DEFAULT_PARTITIONS", int, "Partitions of auto-created topics."),
     Option("log_level", "KAFSCALE_LOG_LEVEL", str, "DEBUG, INFO, WARNING or ERROR."),
+    Option("shutdown_timeout_s", "KAFSCALE_SHUTDOWN_TIMEOUT_S", float,
+           "Longest a SIGTERM shutdown takes; what is not handed over by then is left to lease expiry."),
+    Option("connections_max_idle_ms", "KAFSCALE_CONNECTIONS_MAX_IDLE_MS", int,
+           "A connection with no bytes received and no request in progress for this long is closed."),
+    Option("queued_max_request_bytes", "KAFSCALE_QUEUED_MAX_REQUEST_BYTES", int,
+           "Bound of request bytes received but not yet answered, all connections together."),
+    Option("max_connections", "KAFSCALE_MAX_CONNECTIONS", int, "Most client connections at once; 0: no limit."),
+    Option("max_connections_per_ip", "KAFSCALE_MAX_CONNECTIONS_PER_IP", int,
+           "Most client connections from one address; 0: no limit."),
     Option("lease_ttl_s", "KAFSCALE_LEASE_TTL_S", int, "Seconds a dead broker keeps its partitions."),
     Option("data_dir", "KAFSCALE_DATA_DIR", str, "Data directory of the local default stack."),
     Option("group_initial_rebalance_delay_ms", "KAFSCALE_GROUP_INITIAL_REBALANCE_DELAY_MS", int,
@@ -152,13 +165,16 @@ def validate(cfg: Config) -> None:
         )
     for name in ("segment_bytes", "cache_bytes", "max_pending_bytes", "max_request_bytes", "max_message_bytes",
                  "default_partitions", "lease_ttl_s", "flush_concurrency", "log_segment_bytes",
-                 "compaction_interval_ms", "log_retention_check_interval_ms", "orphan_grace_ms"):
+                 "compaction_interval_ms", "log_retention_check_interval_ms", "orphan_grace_ms",
+                 "shutdown_timeout_s", "connections_max_idle_ms", "queued_max_request_bytes"):
         if getattr(cfg, name) <= 0:
             raise ValueError(f"{name} must be positive")
     if cfg.flush_interval_ms < 0:
         raise ValueError("flush_interval_ms must not be negative")
     if cfg.compaction_min_age_ms < 0:
         raise ValueError("compaction_min_age_ms must not be negative")
+    if cfg.max_connections < 0 or cfg.max_connections_per_ip < 0:
+        raise ValueError("max_connections and max_connections_per_ip must not be negative")
     if cfg.broker_id < 0:
         raise ValueError("broker_id must not be negative")
 

@@ -155,10 +155,13 @@ class Broker:
         await self.membership.start()
         await self.groups.start()
 
-    async def stop(self) -> None:
-        await self.membership.drain()
+    async def stop(self, timeout: float | None = None) -> None:
+        """Leave the cluster: hand partitions over within ``timeout`` seconds (the rest is
+        left to the lease), then stop the groups and the logs."""
+        t0 = self.rt.monotonic()
+        await self.membership.drain(timeout)
         await self.groups.stop()
-        await self.logs.stop()
+        await self.logs.stop(None if timeout is None else max(0.5, timeout - (self.rt.monotonic() - t0)))
 
     def supports(self, api_key: int, version: int) -> bool:
         reg = self.registry.get(api_key)

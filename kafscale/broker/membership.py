@@ -31,6 +31,8 @@ from kafscale.storage.engine import LogManager
 
 log = logging.getLogger(__name__)
 
+HANDOVER_CONCURRENCY = 16  # partitions handed over at once on shutdown
+
 CLAIMS_AT_ONCE = 32
 
 
@@ -112,11 +114,32 @@ class Membership:
         self._last_refresh = self.rt.monotonic()
         log.info("registered broker %d under lease %x (ttl %ds)", self.broker_id, lease, self.ttl)
 
-    async def drain(self) -> None:
-        """Hand every partition over and leave the cluster (graceful shutdown)."""
+    async def drain(self, timeout: float | None = None) -> None:
+        """Hand every partition over (HANDOVER_CONCURRENCY at a time) and leave the
+        cluster (graceful shutdown). Past ``timeout`` the rest is left to the lease,
+        revoked below: their owner records go with it at once, and what was pending
+        there was never acknowledged."""
         self.logs.draining = True
-        for plog in self.logs.owned_partitions():
-            await plog.release()
+        owned = self.logs.owned_partitions()
+        if owned:
+            done, left = self.rt.event(), [HANDOVER_CONCURRENCY]
+
+            async def hand_over(plogs) -> None:
+                try:
+                    for plog in plogs:
+                        await plog.release()
+                finally:
+                    left[0] -= 1
+                    if not left[0]:
+                        await done.set()
+
+            workers = [await self.rt.spawn(hand_over, owned[i::HANDOVER_CONCURRENCY])
+                       for i in range(HANDOVER_CONCURRENCY)]
+            if not await self.rt.wait(done, timeout):
+                log.warning("shutdown: %d partitions not handed over in %.0f s; leaving them to the lease",
+                            sum(1 for p in owned if p.owned), timeout or 0)
+                for w in workers:
+                    await w.cancel()
         for task in self._tasks:
             await task.cancel()
         if self._cancel_watch:

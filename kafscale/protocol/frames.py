@@ -72,6 +72,8 @@ class FrameDecoder:
             yield frame
 
     def _take(self, n: int) -> memoryview:
+        if n == 0:  # a zero-length frame: there may be no chunk left to slice
+            return memoryview(self._chunks[0])[self._offset:self._offset] if self._chunks else memoryview(b"")
         self._buffered -= n
         first = self._chunks[0]
         start = self._offset

@@ -10,6 +10,7 @@ import gc
 import logging
 import signal
 import threading
+import time
 from typing import Callable
 
 import curio
@@ -62,7 +63,10 @@ async def run(config: Config, on_ready: Callable[[str], None] | None = None) -> 
     cluster = Cluster(store, config.etcd_prefix)
     logs = LogManager(rt, config, cluster, objects)
     broker = Broker(rt, config, cluster, logs)
-    server = KafkaServer(broker, config.bind_host, config.broker_port, config.max_request_bytes)
+    server = KafkaServer(broker, config.bind_host, config.broker_port, config.max_request_bytes,
+                         queued_max_request_bytes=config.queued_max_request_bytes,
+                         connections_max_idle_ms=config.connections_max_idle_ms,
+                         max_connections=config.max_connections, max_connections_per_ip=config.max_connections_per_ip)
     probe = ReadinessProbe({"s3": logs.check_s3, "etcd": logs.check_etcd})
     http = HttpServer(config.bind_host, config.metrics_port, probe, lambda: metrics_text(broker, server))
 
@@ -94,8 +98,11 @@ async def run(config: Config, on_ready: Callable[[str], None] | None = None) -> 
     log.info("shutting down: draining connections")
     probe.draining = True
     await serve_task.cancel()
-    await server.drain(config.shutdown_timeout_s)
-    await broker.stop()
+    # One budget for the whole shutdown (below Kubernetes' grace period): a third for the
+    # requests in flight, the rest for the hand-over and the last flushes.
+    deadline = time.monotonic() + config.shutdown_timeout_s
+    await server.drain(config.shutdown_timeout_s / 3)
+    await broker.stop(max(1.0, deadline - time.monotonic() - 2.0))
     await http_task.cancel()
     store.close()
     log.info("stopped")

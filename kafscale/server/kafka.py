@@ -1,10 +1,23 @@
 """The Kafka listener: accept connections, frame, decode, dispatch, encode, send.
 
-One request at a time per connection, answered in order (as Kafka does by muting a
-channel until its response is sent); many connections at once. Framing violations
-(a frame larger than max_request_bytes, a header or body that does not parse, an
-unknown API key or an unsupported version of anything but ApiVersions) close that one
-connection, as Kafka does; every other failure is answered and the connection lives.
+Requests of a connection are handled side by side and answered in order; many
+connections at once. Framing violations (a frame larger than max_request_bytes, a
+header or body that does not parse, an unknown API key or an unsupported version of
+anything but ApiVersions) close that one connection, as Kafka does, after the requests
+read before the bad frame are answered; every other failure is answered and the
+connection lives. Such a close is one log line (rate-limited), never a traceback.
+
+No client can wedge the broker:
+- a connection stops being read while it has MAX_IN_FLIGHT requests (or
+  MAX_IN_FLIGHT_BYTES) in progress, and requests that are CPU work with nothing to wait
+  for (Metadata, ListOffsets, ...: SERIAL_APIS) are handled one at a time per
+  connection, so one client's pipeline cannot crowd the event loop;
+- request bytes received and not yet answered, all connections together, are bounded
+  by queued.max.request.bytes (past it no connection is read until there is room);
+- a connection with no bytes received and nothing in progress for
+  connections.max.idle.ms is closed, half-sent frames included;
+- max.connections and max.connections.per.ip bound the connections (a connection past
+  them is closed at once, as Kafka does).
 """
 
 from __future__ import annotations
@@ -12,6 +25,7 @@ from __future__ import annotations
 import logging
 import socket as socket_module
 import struct
+import time
 from typing import Any
 
 import curio
@@ -29,18 +43,74 @@ log = logging.getLogger(__name__)
 _PEEK = struct.Struct(">hhi")  # api key, api version, correlation id
 
 
+# CPU-bound requests with nothing to wait for: one at a time per connection.
+SERIAL_APIS = frozenset({ApiKey.METADATA, ApiKey.LIST_OFFSETS, ApiKey.OFFSET_FOR_LEADER_EPOCH,
+                         ApiKey.DESCRIBE_GROUPS, ApiKey.LIST_GROUPS, ApiKey.DESCRIBE_CLUSTER,
+                         ApiKey.API_VERSIONS, ApiKey.CREATE_TOPICS, ApiKey.DELETE_TOPICS,
+                         ApiKey.DESCRIBE_CONFIGS})
+
+
 class CloseConnection(Exception):
     pass
 
 
+class _Close:
+    """What a request that must close its connection answers (instead of raising: a
+    task that ends in an exception is logged by curio with a traceback)."""
+
+    __slots__ = ("reason",)
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+
+
+class RateLimitedLog:
+    """At most ``burst`` lines per ``period`` seconds; how many were left out is said on
+    the next line that goes out. Bad input from clients must not flood the log."""
+
+    def __init__(self, logger: logging.Logger, burst: int = 10, period: float = 10.0) -> None:
+        self.logger, self.burst, self.period = logger, burst, period
+        self._window = 0.0
+        self._count = 0
+        self.suppressed = 0
+
+    def info(self, msg: str, *args: Any) -> None:
+        now = time.monotonic()
+        if now - self._window >= self.period:
+            self._window, self._count = now, 0
+        self._count += 1
+        if self._count > self.burst:
+            self.suppressed += 1
+            return
+        if self.suppressed:
+            msg += " (%d more such lines left out)"
+            args = (*args, self.suppressed)
+            self.suppressed = 0
+        self.logger.info(msg, *args)
+
+
+closing_log = RateLimitedLog(log)
+
+
 class KafkaServer:
-    def __init__(self, broker: Broker, host: str, port: int, max_request_bytes: int) -> None:
+    def __init__(self, broker: Broker, host: str, port: int, max_request_bytes: int, *,
+                 queued_max_request_bytes: int = 256 * 1024 * 1024, connections_max_idle_ms: int = 600_000,
+                 max_connections: int = 0, max_connections_per_ip: int = 0) -> None:
         self.broker = broker
         self.host = host
         self.port = port
         self.max_request_bytes = max_request_bytes
+        self.queued_max_request_bytes = queued_max_request_bytes
+        self.idle_s = connections_max_idle_ms / 1000.0
+        self.max_connections = max_connections
+        self.max_connections_per_ip = max_connections_per_ip
         self.connections: set["Connection"] = set()
+        self.per_ip: dict[str, int] = {}
         self.accepted = 0
+        self.refused = 0
+        self.idle_closed = 0
+        self.queued_bytes = 0  # request bytes received and not yet answered, all connections
+        self._queue_room: Any = None  # set when queued_bytes drops
         self._sock = None
         self._draining = False
 
@@ -54,9 +124,45 @@ class KafkaServer:
             while True:
                 client, addr = await self._sock.accept()
                 self.accepted += 1
+                ip = addr[0] if isinstance(addr, tuple) else ""
+                if (self.max_connections and len(self.connections) >= self.max_connections or
+                        self.max_connections_per_ip and self.per_ip.get(ip, 0) >= self.max_connections_per_ip):
+                    self.refused += 1
+                    closing_log.info("refusing a connection from %s: connection limit reached", addr)
+                    await client.close()
+                    continue
                 conn = Connection(self, client, addr)
                 self.connections.add(conn)
+                self.per_ip[ip] = self.per_ip.get(ip, 0) + 1
                 await curio.spawn(conn.run, daemon=True)
+
+    def forget(self, conn: "Connection") -> None:
+        if conn in self.connections:
+            self.connections.discard(conn)
+            ip = conn.ip
+            self.per_ip[ip] -= 1
+            if not self.per_ip[ip]:
+                del self.per_ip[ip]
+
+    def queue(self, size: int) -> None:
+        self.queued_bytes += size
+
+    async def dequeue(self, size: int) -> None:
+        self.queued_bytes -= size
+        if self._queue_room is not None and size:
+            room, self._queue_room = self._queue_room, None
+            await room.set()
+
+    @property
+    def queue_full(self) -> bool:
+        return self.queued_bytes >= self.queued_max_request_bytes
+
+    async def wait_for_queue_room(self, timeout: float) -> None:
+        """Until queued request bytes drop (or ``timeout`` seconds pass)."""
+        if self.queue_full:
+            if self._queue_room is None:
+                self._queue_room = curio.Event()
+            await curio.ignore_after(timeout, self._queue_room.wait)
 
     async def drain(self, timeout: float) -> None:
         """Stop reading new requests; wait for in-flight ones to be answered."""
@@ -99,6 +205,10 @@ class Connection:
         self.sequencer = Sequencer(server.broker.rt)
         self.stopping = False
         self.task: Any = None
+        self.ip = addr[0] if isinstance(addr, tuple) else ""
+        self.serial = curio.Lock()  # SERIAL_APIS, one at a time
+        self.queued = 0  # request bytes of this connection counted in server.queued_bytes
+        self.closed = False
 
     @property
     def busy(self) -> bool:
@@ -113,18 +223,61 @@ class Connection:
         if self.task is not None:
             await self.task.cancel(blocking=False)
 
+    async def _recv(self) -> bytes | None:
+        """The next bytes from the client; None once it was idle for connections.max.idle.ms
+        (no bytes, nothing in progress). Waits first while the server's queue is full."""
+        server = self.server
+        while server.queue_full:
+            # Nothing is read while the queue is full; but a client that went away is
+            # noticed (its bytes go back to the queue), else stalled senders would hold
+            # the queue full for good.
+            await server.wait_for_queue_room(1.0)
+            if self._peer_closed():
+                return b""
+        while True:
+            data = await curio.ignore_after(server.idle_s, self.sock.recv(256 * 1024))
+            if data is not None:
+                return data
+            if not self.in_flight:
+                return None
+
+    def _peer_closed(self) -> bool:
+        """Whether the client closed its end (without reading what it sent)."""
+        try:
+            return self.sock._socket.recv(1, socket_module.MSG_PEEK | socket_module.MSG_DONTWAIT) == b""
+        except BlockingIOError:
+            return False
+        except OSError:
+            return True
+
+    def _enqueue(self, size: int) -> None:
+        self.queued += size
+        self.server.queue(size)
+
+    async def _dequeue(self, size: int) -> None:
+        if not self.closed:  # (once closed, all it held went back at once)
+            self.queued -= size
+            await self.server.dequeue(size)
+
     async def run(self) -> None:
         self.task = await curio.current_task()
-        decoder = FrameDecoder(self.server.max_request_bytes)
+        server = self.server
+        decoder = FrameDecoder(server.max_request_bytes)
         queue = curio.Queue(self.MAX_IN_FLIGHT)
         sender = await curio.spawn(self._send_in_order, queue, daemon=True)
         try:
             try:
                 while not self.stopping and not sender.terminated:
-                    data = await self.sock.recv(256 * 1024)
+                    data = await self._recv()
+                    if data is None:
+                        server.idle_closed += 1
+                        closing_log.info("closing connection from %s: idle for %.0f s%s", self.addr, server.idle_s,
+                                         f" with {decoder.buffered} bytes of a request" if decoder.buffered else "")
+                        break
                     if not data:
                         break
                     decoder.feed(data)
+                    self._enqueue(len(data))
                     while not self.stopping:
                         frame = decoder.next_frame()
                         if frame is None:
@@ -137,7 +290,7 @@ class Connection:
                         ticket, self.tickets = self.tickets, self.tickets + 1
                         await queue.put(await curio.spawn(self._handle, frame, ticket, daemon=True))
             except (DecodeError, CloseConnection) as exc:
-                log.info("closing connection from %s: %s", self.addr, exc)
+                closing_log.info("closing connection from %s: %s", self.addr, exc)
             # Answer what was read before the end (or the bad frame), then close.
             if not sender.terminated:
                 await queue.put(None)
@@ -153,15 +306,26 @@ class Connection:
             # kernel (a client closing mid-response brought the broker down).
             await sender.cancel()
             await self.sock.close()
-            self.server.connections.discard(self)
+            held, self.queued, self.closed = self.queued, 0, True
+            await server.dequeue(held)  # (half-sent and unanswered requests)
+            server.forget(self)
 
-    async def _handle(self, frame: memoryview, ticket: int) -> list | None:
+    async def _handle(self, frame: memoryview, ticket: int) -> list | _Close | None:
         try:
+            if len(frame) >= 2 and int.from_bytes(frame[:2], "big", signed=True) in SERIAL_APIS:
+                async with self.serial:
+                    return await self.process(frame, ticket)
             return await self.process(frame, ticket)
+        except CloseConnection as exc:
+            return _Close(str(exc))
+        except Exception:  # noqa: BLE001 - a bug: logged once with its traceback; the connection closes
+            log.exception("connection from %s: request failed", self.addr)
+            return _Close("internal error")
         finally:
             await self.sequencer.done(ticket)  # (a no-op when the handler passed it already)
             self.in_flight -= 1
             self.in_flight_bytes -= len(frame)
+            await self._dequeue(len(frame) + 4)
             if self._room is not None:
                 room, self._room = self._room, None
                 await room.set()
@@ -187,12 +351,10 @@ class Connection:
                 continue
             try:
                 out = await task.join()
-            except curio.TaskError as exc:
-                cause = exc.__cause__
-                if isinstance(cause, (DecodeError, CloseConnection)):
-                    log.info("closing connection from %s: %s", self.addr, cause)
-                else:
-                    log.error("connection from %s: request failed: %r", self.addr, cause)
+            except curio.TaskError as exc:  # (cancelled: the connection is going away)
+                out = _Close(f"request ended: {exc.__cause__ or exc}")
+            if isinstance(out, _Close):
+                closing_log.info("closing connection from %s: %s", self.addr, out.reason)
                 closing = True
                 self.stopping = True
                 self._shutdown()

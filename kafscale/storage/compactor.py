@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING
 from kafscale.errors import Fenced, KafkaError
 from kafscale.metadata.cluster import CommitConflict, SegmentRef
 from kafscale.storage import segment as fmt
+from kafscale.storage.pending import Backpressure
 
 if TYPE_CHECKING:
     from kafscale.storage.engine import LogManager
@@ -48,6 +49,8 @@ __all__ = ["MAX_MERGE", "STRAGGLER_AGES", "plan", "Compactor"]
 MAX_MERGE = 100  # segments one swap replaces (a compare each; etcd allows 128 per transaction)
 STRAGGLER_AGES = 10  # a run not yet full is merged once its oldest segment is this many min ages old
 CONCURRENCY = 4  # partitions compacted at the same time
+MEMORY_BYTES = 128 * 1024 * 1024  # bound of the segment bytes merges under way hold (one always runs)
+CACHE_LIMIT = 4 * 1024 * 1024  # a merged segment up to this size goes into the cache (readers near the tail)
 
 
 def plan(segments: Sequence[SegmentRef], *, now_ms: int, min_age_ms: int, target_bytes: int,
@@ -88,6 +91,7 @@ class Compactor:
         self.mgr = mgr
         self.rt = mgr.rt
         self.config = mgr.config
+        self.memory = Backpressure(mgr.rt, MEMORY_BYTES)
 
     async def run(self) -> None:
         while True:
@@ -128,16 +132,24 @@ class Compactor:
         if not run or plog.leader_raw is None:
             return 0
         mgr, leader_raw = self.mgr, plog.leader_raw
-        bodies = []
-        for seg in run:
-            data = await mgr.reader.segment_bytes(seg)  # (CRC checked when it was read)
-            bodies.append(memoryview(data)[fmt.HEADER_SIZE:len(data) - fmt.FOOTER_SIZE])
-        base, last = run[0].base, run[-1].last
-        now_ms = int(time.time() * 1000)
-        segment, index = await self.rt.run_in_thread(self._encode, base, last, now_ms, bodies)
-        stem = mgr.segment_key(plog.topic, plog.partition, base, plog.epoch)
-        await self.rt.run_in_thread(mgr.objects.put, stem + ".kfs", segment)
-        await self.rt.run_in_thread(mgr.objects.put, stem + ".index", index)
+        held = 2 * sum(s.size for s in run)  # (the segments read, and the one written)
+        await self.memory.wait_for_room(held, 3600.0)
+        self.memory.hold(held)
+        try:
+            await mgr.reader.load_all(run)  # (one GET per object for what left the cache, side by side)
+            bodies = []
+            for seg in run:
+                data = await mgr.reader.segment_bytes(seg)  # (CRC checked when it was read)
+                bodies.append(memoryview(data)[fmt.HEADER_SIZE:len(data) - fmt.FOOTER_SIZE])
+            base, last = run[0].base, run[-1].last
+            now_ms = int(time.time() * 1000)
+            segment, index = await self.rt.run_in_thread(self._encode, base, last, now_ms, bodies)
+            del bodies
+            stem = mgr.segment_key(plog.topic, plog.partition, base, plog.epoch)
+            await self.rt.run_in_thread(mgr.objects.put, stem + ".kfs", segment)
+            await self.rt.run_in_thread(mgr.objects.put, stem + ".index", index)
+        finally:
+            await self.memory.release(held)
         new = SegmentRef(stem, base, last, last - base + 1, len(segment), max(s.max_ts for s in run),
                          max(s.epoch for s in run), now_ms, -1, run[0].level + 1)
         try:
@@ -146,7 +158,8 @@ class Compactor:
             log.info("%s-%d: compaction lost a race (%s); next round", plog.name, plog.partition, exc)
             return 0
         plog.replace_segments(run, new)
-        mgr.reader.cache.put(new.cache_key, memoryview(segment))  # (readers near the tail go on in it)
+        if len(segment) <= CACHE_LIMIT:
+            mgr.reader.cache.put(new.cache_key, memoryview(segment))  # (readers near the tail go on in it)
         mgr.stats["segments_compacted"] += len(run)
         mgr.stats["compactions"] += 1
         mgr.stats["bytes_compacted"] += len(segment)

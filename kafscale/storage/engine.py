@@ -50,7 +50,9 @@ class LogManager:
         self.broker_id = config.broker_id
         self.topics: dict[str, TopicRecord] = {}
         self._topics_generation = 0
-        self._topics_read_at = -1.0
+        self._refreshing: Any = None  # the event of the topic-table read under way
+        self._refresh_again = False
+        self._lookups: dict[str, list] = {}  # name -> [done event, record, error] of a read under way
         self.topics_by_id: dict[bytes, TopicRecord] = {}
         self.logs: dict[tuple[str, int], PartitionLog] = {}
         self.flushers: dict[str, TopicFlusher] = {}  # by topic id
@@ -94,12 +96,13 @@ class LogManager:
         self._tasks.append(await self.rt.spawn(self.compactor.run))
         self._tasks.append(await self.rt.spawn(self.lifecycle.run))
 
-    async def stop(self) -> None:
-        """Flush what is pending (bounded by the caller's timeout), then stop background work."""
+    async def stop(self, timeout: float | None = None) -> None:
+        """Flush what is pending (for at most ``timeout`` seconds, by default the shutdown
+        timeout), then stop background work."""
         for plog in list(self.logs.values()):
             if plog.pending and plog.owned:
                 await plog.kick()
-        deadline = self.rt.monotonic() + self.config.shutdown_timeout_s
+        deadline = self.rt.monotonic() + (self.config.shutdown_timeout_s if timeout is None else timeout)
         while any(f.running for f in self.flushers.values()) and self.rt.monotonic() < deadline:
             await self.rt.sleep(0.01)
         for task in self._tasks:
@@ -118,15 +121,30 @@ class LogManager:
                 log.warning("topic refresh failed: %s", exc)
 
     async def refresh_topics(self) -> None:
-        while True:
-            # A read that started before a local create/delete may return the table
-            # from before it: applying that would undo the change here. Read again.
-            generation = self._topics_generation
-            self._topics_read_at = self.rt.monotonic()
-            topics = await self.rt.run_in_thread(self.cluster.list_topics)
-            if generation == self._topics_generation:
-                break
-        self._set_topics(topics)
+        """Re-read the topic table (the watch calls this on every change). Callers that
+        come while a read is under way wait for one more read after it, which they all
+        share: however many callers, at most two reads are under way or queued."""
+        if self._refreshing is not None:
+            self._refresh_again = True
+            await self._refreshing.wait()
+            return
+        self._refreshing = done = self.rt.event()
+        try:
+            while True:
+                self._refresh_again = False
+                # A read that started before a local create/delete may return the table
+                # from before it: applying that would undo the change here. Read again.
+                generation = self._topics_generation
+                topics = await self.rt.run_in_thread(self.cluster.list_topics)
+                if generation == self._topics_generation:
+                    self._set_topics(topics)
+                else:
+                    self._refresh_again = True
+                if not self._refresh_again:
+                    break
+        finally:
+            self._refreshing = None
+            await done.set()
 
     def _set_topics(self, topics: dict[str, TopicRecord]) -> None:
         self._topics_generation += 1
@@ -195,13 +213,30 @@ class LogManager:
         return rec
 
     async def lookup_topic(self, name: str) -> TopicRecord | None:
-        """The topic; on a miss the table is re-read from etcd first (at most every
-        100 ms), so a topic another broker just created is never reported unknown."""
+        """The topic, from the table the watch keeps; on a miss, its one key is read from
+        etcd (concurrent misses for a name share one read), so a topic another broker
+        just created is never reported unknown. Nothing here re-reads the whole table."""
         rec = self.topics.get(name)
-        if rec is None and self.rt.monotonic() - self._topics_read_at > 0.1:
-            await self.refresh_topics()
-            rec = self.topics.get(name)
-        return rec
+        if rec is not None:
+            return rec
+        lookup = self._lookups.get(name)
+        if lookup is not None:
+            await lookup[0].wait()
+        else:
+            lookup = self._lookups[name] = [self.rt.event(), None, None]  # done, record, error
+            try:
+                generation = self._topics_generation
+                lookup[1] = rec = await self.rt.run_in_thread(self.cluster.get_topic, name)
+                if rec is not None and generation == self._topics_generation and name not in self.topics:
+                    self._set_topics({**self.topics, name: rec})
+            except Exception as exc:  # noqa: BLE001 - every waiter gets it
+                lookup[2] = exc
+            finally:
+                del self._lookups[name]
+                await lookup[0].set()
+        if lookup[2] is not None:
+            raise lookup[2]
+        return lookup[1]
 
     async def ensure_topic(self, name: str) -> TopicRecord | None:
         """The topic, auto-created when allowed; None if unknown and not creatable."""

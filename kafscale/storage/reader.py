@@ -151,6 +151,15 @@ class SegmentReader:
         self._reads_whole[topic.id] = (now, whole, len(reads))
         return whole
 
+    async def load_all(self, segs: list[SegmentRef]) -> None:
+        """Start the GETs of whichever of ``segs`` are not cached, side by side; a segment
+        inside a topic object comes with the whole object, every segment of it cached
+        (the compactor: the other partitions' segments are about to be compacted too)."""
+        for seg in segs:
+            if seg.cache_key not in self.cache and seg.cache_key not in self._inflight_reads:
+                await self._start_load(seg, whole_object=True)
+                self.stats["compaction_loads"] += 1
+
     async def read_ahead(self, seg: SegmentRef, whole_object: bool = False) -> bool:
         """Start loading ``seg`` into the cache in the background (once); False if it is
         not read whole or the read-ahead under way is at its bound (a quarter of the

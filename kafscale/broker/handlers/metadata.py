@@ -21,7 +21,8 @@ async def metadata(ctx, req: MetadataRequest) -> MetadataResponse:
     logs = ctx.logs
     v = ctx.version
     if req.topics is None or (v == 0 and not req.topics):
-        await logs.refresh_topics()
+        # From the table the etcd watch keeps: no request re-reads etcd (Kafka's
+        # metadata cache does the same); a named topic's miss reads its one key.
         wanted = [(name, None) for name in sorted(logs.topics)]
         auto = False
     else:
