@@ -67,7 +67,9 @@ class Config:
     max_connections_per_ip: int = 0  # 0: no limit
     lease_ttl_s: int = 10
     group_initial_rebalance_delay_ms: int = 3000
-    log_segment_bytes: int = 64 * 1024 * 1024  # default segment.bytes of topics (compacted segments)
+    # Default segment.bytes of topics: compacted segments grow to 8-16 MiB, which the read
+    # path reads whole and caches (storage/reader.py WHOLE_READ_LIMIT).
+    log_segment_bytes: int = 16 * 1024 * 1024
     compaction_interval_ms: int = 5_000
     compaction_min_age_ms: int = 10_000
     log_retention_check_interval_ms: int = 60_000

@@ -169,8 +169,12 @@ def _lz4_decompress(data, max_size: int) -> bytes:
         while rest:
             d = lz4.frame.LZ4FrameDecompressor()
             chunk = rest
+            # python-lz4 allocates max_length bytes up front: ask for a little at a time
+            # (the whole budget made a 1 KiB batch cost 30 us instead of 2).
+            step = max(4096, 4 * len(rest))
             while True:
-                out += d.decompress(chunk, max_length=max_size + 1 - len(out))
+                out += d.decompress(chunk, max_length=min(step, max_size + 1 - len(out)))
+                step *= 2
                 if len(out) > max_size:
                     raise _too_big(max_size)
                 if d.eof or d.needs_input:

@@ -24,6 +24,7 @@ from kafscale.metadata.store import MetadataStore, Op, Put, StoreUnavailable, Va
 log = logging.getLogger(__name__)
 
 _ERRORS = (etcd3.exceptions.Etcd3Exception, grpc.RpcError, ValueError, OSError)
+PAGE_KEYS = 2000  # keys per range read (values here are small: well under 4 MiB a page)
 
 
 def parse_endpoints(text: str) -> list[tuple[str, int]]:
@@ -59,9 +60,22 @@ class EtcdStore(MetadataStore):
         return value
 
     def get_prefix(self, prefix: str) -> list[tuple[str, bytes]]:
+        """Read in pages of PAGE_KEYS keys, all at the revision of the first page (one
+        consistent view): one answer holding a large prefix whole would pass gRPC's
+        4 MiB message limit (a manifest of 1000 partitions did)."""
+        end = etcd3.utils.prefix_range_end(etcd3.utils.to_bytes(prefix))
+
         def read() -> list[tuple[str, bytes]]:
-            return [(meta.key.decode(), value) for value, meta in
-                    self._client.get_prefix(prefix, sort_order="ascend", sort_target="key")]
+            out: list[tuple[str, bytes]] = []
+            start, revision = etcd3.utils.to_bytes(prefix), None
+            while True:
+                resp = self._client.get_range_response(start, end, sort_order="ascend", sort_target="key",
+                                                       limit=PAGE_KEYS, revision=revision)
+                revision = resp.header.revision
+                out += [(kv.key.decode(), kv.value) for kv in resp.kvs]
+                if not resp.more or not resp.kvs:
+                    return out
+                start = resp.kvs[-1].key + b"\0"
         return self._call(read)
 
     def put(self, key: str, value: bytes, lease: int | None = None) -> None:
