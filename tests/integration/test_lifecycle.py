@@ -192,3 +192,56 @@ def test_garbage_collection_deletes_a_planted_orphan_and_keeps_live_objects(brok
     from tests.integration.test_clients import confluent_consume
     got, offsets = confluent_consume(broker.bootstrap, topic, 10, partitions=1, timeout=20)
     assert [m.value for m in got[0]] == [b"live-%d" % i for i in range(10)]
+
+
+def test_a_fenced_compactor_changes_nothing_on_real_etcd_and_s3(stack):
+    """The swap races a new owner: broker 1 claims the partition (next epoch) while
+    broker 0's compactor has its run planned and its objects uploaded; the transaction
+    compares the owner record, so nothing of broker 0's lands and no record is lost."""
+    import curio
+
+    from kafscale.config import Config
+    from kafscale.errors import Fenced
+    from kafscale.metadata.cluster import Cluster
+    from kafscale.protocol.records import build_batch, decode_records
+    from kafscale.server.runtime import CurioRuntime
+    from kafscale.storage.engine import LogManager
+    from kafscale.storage.objectstore import S3ObjectStore
+
+    prefix, ns = f"/fence-{uuid.uuid4().hex[:6]}", f"fence-{uuid.uuid4().hex[:6]}"
+    store = EtcdStore(stack.etcd_endpoints)
+    objects = S3ObjectStore(stack.s3_endpoint, stack.bucket, stack.access_key, stack.secret_key)
+    cfg = Config(etcd_endpoints=stack.etcd_endpoints, s3_endpoint=stack.s3_endpoint, s3_namespace=ns,
+                 etcd_prefix=prefix, compaction_min_age_ms=0, flush_interval_ms=5)
+
+    async def main():
+        cluster = Cluster(store, prefix)
+        mgr = LogManager(CurioRuntime(), cfg, cluster, objects)
+        await mgr.refresh_topics()
+        await mgr.create_topic("t", 1)
+        plog = await mgr.owned_log("t", 0)
+        for i in range(6):
+            batch = bytearray(build_batch([(b"k", b"r%d" % i, [], 1_700_000_000_000 + i)]))
+            await plog.append(batch, 1, 1_700_000_000_000 + i, 10.0)
+        await curio.sleep(0.1)
+        before = dict(store.get_prefix(f"{prefix}/segments/"))
+        # broker 1 takes the partition over: the old owner record goes, a new epoch comes
+        store.delete(f"{prefix}/partitions/t/0/leader")
+        Cluster(store, prefix).claim_partition(mgr.topics["t"], 0, broker_id=1)
+        with pytest.raises(Fenced):
+            await mgr.compactor.compact_once(plog)
+        assert dict(store.get_prefix(f"{prefix}/segments/")) == before
+        other = LogManager(CurioRuntime(), cfg, Cluster(store, prefix), objects)
+        await other.refresh_topics()
+        view = await other.partition_log("t", 0)
+        res = await view.read(0, 1 << 20)
+        got = [r.value for r in decode_records(res.records)]
+        # (a read returns whole segments from the first; the rest follow on later reads)
+        assert got and got == [b"r%d" % i for i in range(len(got))]
+        return True
+
+    try:
+        assert curio.run(main)
+    finally:
+        store.delete(prefix, prefix=True)
+        store.close()
