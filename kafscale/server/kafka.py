@@ -314,6 +314,11 @@ class Connection:
         try:
             if len(frame) >= 2 and int.from_bytes(frame[:2], "big", signed=True) in SERIAL_APIS:
                 async with self.serial:
+                    # curio runs every task that becomes ready before it polls sockets
+                    # again: a chain of these requests (each waking the next) would keep
+                    # every other connection unread until its end. A timed sleep lets the
+                    # ready queue drain and the sockets be polled between two of them.
+                    await curio.sleep(1e-6)
                     return await self.process(frame, ticket)
             return await self.process(frame, ticket)
         except CloseConnection as exc:
