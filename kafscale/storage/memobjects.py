@@ -28,10 +28,12 @@ class MemoryObjectStore(ObjectStore):
             raise ObjectStoreError("S3 is down")
 
     def put(self, key: str, data) -> None:
+        with self._lock:  # (which PUT fails is decided in call order, before the gate)
+            dropped = self.fail_next > 0
+            self.fail_next -= dropped
         self.gate.wait(30)
         with self._lock:
-            if self.fail_next > 0:
-                self.fail_next -= 1
+            if dropped:
                 raise ObjectStoreError("S3 dropped this PUT")
             self._check()
             self.puts += 1
