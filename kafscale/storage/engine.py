@@ -15,13 +15,11 @@ import time
 from collections import Counter
 from typing import Any
 
-from kafscale import _fast, topic_configs
+from kafscale import topic_configs
 from kafscale.config import Config
-from kafscale.errors import (ErrorCode, InvalidPartitions, InvalidTopic, KafkaError, NotLeader, StorageError,
-                             TopicExists, UnknownTopicOrPartition)
+from kafscale.errors import InvalidPartitions, InvalidTopic, KafkaError, NotLeader, TopicExists, UnknownTopicOrPartition
 from kafscale.metadata.cluster import Cluster, Leader, SegmentRef, TopicRecord
 from kafscale.runtime import Runtime
-from kafscale.storage import segment as fmt
 from kafscale.storage.cache import SegmentCache
 from kafscale.storage.compactor import Compactor
 from kafscale.storage.flush import TopicFlusher
