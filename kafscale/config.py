@@ -28,6 +28,14 @@ class Option:
     env: str
     parse: Callable[[str], Any]
     help: str
+    kafka: str = ""  # Kafka's name of the broker config, where Kafka has one (DescribeConfigs)
+    dynamic: bool = False  # may be changed at run time (AlterConfigs on a BROKER resource)
+    sensitive: bool = False  # never reported (DescribeConfigs answers null)
+
+    @property
+    def config_name(self) -> str:
+        """The name DescribeConfigs reports: Kafka's, else ``kafscale.`` + the dotted name."""
+        return self.kafka or "kafscale." + self.name.replace("_", ".")
 
 
 @dataclass
@@ -67,6 +75,11 @@ class Config:
     max_connections_per_ip: int = 0  # 0: no limit
     lease_ttl_s: int = 10
     group_initial_rebalance_delay_ms: int = 3000
+    group_min_session_timeout_ms: int = 6000
+    group_max_session_timeout_ms: int = 1_800_000
+    group_max_size: int = 2**31 - 1
+    offsets_retention_minutes: int = 7 * 24 * 60
+    offset_metadata_max_bytes: int = 4096
     # Default segment.bytes of topics: compacted segments grow to 8-16 MiB, which the read
     # path reads whole and caches (storage/reader.py WHOLE_READ_LIMIT).
     log_segment_bytes: int = 16 * 1024 * 1024
@@ -77,6 +90,8 @@ class Config:
     log_retention_bytes: int = -1  # default retention.bytes of topics
     orphan_grace_ms: int = 3_600_000
     extra: dict[str, Any] = field(default_factory=dict)
+    # The options given by flag or variable (DescribeConfigs: STATIC_BROKER_CONFIG).
+    explicit: frozenset[str] = frozenset()
 
     @property
     def local_default(self) -> bool:
@@ -88,57 +103,83 @@ class Config:
 
 
 OPTIONS: list[Option] = [
-    Option("broker_id", "KAFSCALE_BROKER_ID", int, "Broker id (node id) reported in Metadata."),
+    Option("broker_id", "KAFSCALE_BROKER_ID", int, "Broker id (node id) reported in Metadata.", kafka="broker.id"),
     Option("broker_host", "KAFSCALE_BROKER_HOST", str, "Host advertised to clients."),
     Option("broker_port", "KAFSCALE_BROKER_PORT", int, "Kafka listener port."),
     Option("listen_host", "KAFSCALE_LISTEN_HOST", str, "Bind address (default: the broker host)."),
-    Option("rack", "KAFSCALE_RACK", str, "Rack id reported in Metadata."),
+    Option("rack", "KAFSCALE_RACK", str, "Rack id reported in Metadata.", kafka="broker.rack"),
     Option("metrics_port", "KAFSCALE_METRICS_PORT", int, "HTTP port for /metrics, /healthz, /readyz."),
     Option("etcd_endpoints", "KAFSCALE_ETCD_ENDPOINTS", str, "etcd endpoints, host:port, comma separated."),
     Option("etcd_prefix", "KAFSCALE_ETCD_PREFIX", str, "Key prefix for all metadata in etcd."),
     Option("s3_endpoint", "KAFSCALE_S3_ENDPOINT", str, "S3 endpoint URL, e.g. http://minio:9000."),
     Option("s3_bucket", "KAFSCALE_S3_BUCKET", str, "Bucket holding segments and indexes."),
     Option("s3_region", "KAFSCALE_S3_REGION", str, "S3 region."),
-    Option("s3_access_key", "KAFSCALE_S3_ACCESS_KEY", str, "S3 access key."),
-    Option("s3_secret_key", "KAFSCALE_S3_SECRET_KEY", str, "S3 secret key."),
+    Option("s3_access_key", "KAFSCALE_S3_ACCESS_KEY", str, "S3 access key.", sensitive=True),
+    Option("s3_secret_key", "KAFSCALE_S3_SECRET_KEY", str, "S3 secret key.", sensitive=True),
     Option("s3_namespace", "KAFSCALE_S3_NAMESPACE", str, "Object key prefix inside the bucket."),
     Option("segment_bytes", "KAFSCALE_SEGMENT_BYTES", int, "Most record bytes in one flushed topic object."),
     Option("flush_interval_ms", "KAFSCALE_FLUSH_INTERVAL_MS", int, "Longest time data waits for a flush."),
     Option("flush_concurrency", "KAFSCALE_FLUSH_CONCURRENCY", int, "Most flushes of one topic under way at once."),
     Option("cache_bytes", "KAFSCALE_CACHE_BYTES", int, "Size bound of the segment cache."),
     Option("max_pending_bytes", "KAFSCALE_MAX_PENDING_BYTES", int, "Bound of produced data not yet in S3."),
-    Option("max_request_bytes", "KAFSCALE_MAX_REQUEST_BYTES", int, "Largest request frame accepted."),
-    Option("max_message_bytes", "KAFSCALE_MAX_MESSAGE_BYTES", int, "Default max.message.bytes of topics."),
-    Option("auto_create_topics", "KAFSCALE_AUTO_CREATE_TOPICS", _bool, "Create unknown topics on Metadata/Produce."),
-    Option("default_partitions", "KAFSCALE_DEFAULT_PARTITIONS", int, "Partitions of auto-created topics."),
+    Option("max_request_bytes", "KAFSCALE_MAX_REQUEST_BYTES", int, "Largest request frame accepted.",
+           kafka="socket.request.max.bytes"),
+    Option("max_message_bytes", "KAFSCALE_MAX_MESSAGE_BYTES", int, "Default max.message.bytes of topics.",
+           kafka="message.max.bytes", dynamic=True),
+    Option("auto_create_topics", "KAFSCALE_AUTO_CREATE_TOPICS", _bool, "Create unknown topics on Metadata/Produce.",
+           kafka="auto.create.topics.enable"),
+    Option("default_partitions", "KAFSCALE_DEFAULT_PARTITIONS", int, "Partitions of auto-created topics.",
+           kafka="num.partitions"),
     Option("log_level", "KAFSCALE_LOG_LEVEL", str, "DEBUG, INFO, WARNING or ERROR."),
     Option("shutdown_timeout_s", "KAFSCALE_SHUTDOWN_TIMEOUT_S", float,
            "Longest a SIGTERM shutdown takes; what is not handed over by then is left to lease expiry."),
     Option("connections_max_idle_ms", "KAFSCALE_CONNECTIONS_MAX_IDLE_MS", int,
-           "A connection with no bytes received and no request in progress for this long is closed."),
+           "A connection with no bytes received and no request in progress for this long is closed.",
+           kafka="connections.max.idle.ms"),
     Option("queued_max_request_bytes", "KAFSCALE_QUEUED_MAX_REQUEST_BYTES", int,
-           "Bound of request bytes received but not yet answered, all connections together."),
-    Option("max_connections", "KAFSCALE_MAX_CONNECTIONS", int, "Most client connections at once; 0: no limit."),
+           "Bound of request bytes received but not yet answered, all connections together.",
+           kafka="queued.max.request.bytes"),
+    Option("max_connections", "KAFSCALE_MAX_CONNECTIONS", int, "Most client connections at once; 0: no limit.",
+           kafka="max.connections", dynamic=True),
     Option("max_connections_per_ip", "KAFSCALE_MAX_CONNECTIONS_PER_IP", int,
-           "Most client connections from one address; 0: no limit."),
+           "Most client connections from one address; 0: no limit.", kafka="max.connections.per.ip", dynamic=True),
     Option("lease_ttl_s", "KAFSCALE_LEASE_TTL_S", int, "Seconds a dead broker keeps its partitions."),
     Option("data_dir", "KAFSCALE_DATA_DIR", str, "Data directory of the local default stack."),
     Option("group_initial_rebalance_delay_ms", "KAFSCALE_GROUP_INITIAL_REBALANCE_DELAY_MS", int,
-           "How long a group's first rebalance waits for more members (group.initial.rebalance.delay.ms)."),
+           "How long a group's first rebalance waits for more members (group.initial.rebalance.delay.ms).",
+           kafka="group.initial.rebalance.delay.ms", dynamic=True),
     Option("log_segment_bytes", "KAFSCALE_LOG_SEGMENT_BYTES", int,
-           "Default segment.bytes of topics: the size compacted segments grow to (log.segment.bytes)."),
+           "Default segment.bytes of topics: the size compacted segments grow to (log.segment.bytes).",
+           kafka="log.segment.bytes", dynamic=True),
     Option("compaction_interval_ms", "KAFSCALE_COMPACTION_INTERVAL_MS", int,
            "How often each owner looks for segments to compact into Kafscale segments."),
     Option("compaction_min_age_ms", "KAFSCALE_COMPACTION_MIN_AGE_MS", int,
            "Segments younger than this are left alone by the compactor."),
     Option("log_retention_check_interval_ms", "KAFSCALE_LOG_RETENTION_CHECK_INTERVAL_MS", int,
-           "How often retention is applied (log.retention.check.interval.ms)."),
+           "How often retention is applied (log.retention.check.interval.ms).",
+           kafka="log.retention.check.interval.ms"),
     Option("log_retention_ms", "KAFSCALE_LOG_RETENTION_MS", int,
-           "Default retention.ms of topics (log.retention.ms); -1 keeps data forever."),
+           "Default retention.ms of topics (log.retention.ms); -1 keeps data forever.",
+           kafka="log.retention.ms", dynamic=True),
     Option("log_retention_bytes", "KAFSCALE_LOG_RETENTION_BYTES", int,
-           "Default retention.bytes of topics (log.retention.bytes); -1: no size bound."),
+           "Default retention.bytes of topics (log.retention.bytes); -1: no size bound.",
+           kafka="log.retention.bytes", dynamic=True),
     Option("orphan_grace_ms", "KAFSCALE_ORPHAN_GRACE_MS", int,
            "Age after which an object no manifest entry refers to is deleted."),
+    Option("group_min_session_timeout_ms", "KAFSCALE_GROUP_MIN_SESSION_TIMEOUT_MS", int,
+           "Shortest session timeout a group member may ask for.", kafka="group.min.session.timeout.ms",
+           dynamic=True),
+    Option("group_max_session_timeout_ms", "KAFSCALE_GROUP_MAX_SESSION_TIMEOUT_MS", int,
+           "Longest session timeout a group member may ask for.", kafka="group.max.session.timeout.ms",
+           dynamic=True),
+    Option("group_max_size", "KAFSCALE_GROUP_MAX_SIZE", int, "Most members one consumer group may have.",
+           kafka="group.max.size", dynamic=True),
+    Option("offsets_retention_minutes", "KAFSCALE_OFFSETS_RETENTION_MINUTES", int,
+           "How long the committed offsets of a group with no members are kept.",
+           kafka="offsets.retention.minutes", dynamic=True),
+    Option("offset_metadata_max_bytes", "KAFSCALE_OFFSET_METADATA_MAX_BYTES", int,
+           "Largest metadata string an offset commit may carry.", kafka="offset.metadata.max.bytes",
+           dynamic=True),
 ]
 
 
@@ -155,7 +196,7 @@ def from_sources(flags: dict[str, Any], environ: dict[str, str] | None = None) -
                 values[opt.name] = opt.parse(environ[opt.env])
             except ValueError as exc:
                 raise ValueError(f"{opt.env}: {exc}") from None
-    cfg = Config(**values)
+    cfg = Config(**values, explicit=frozenset(values))
     validate(cfg)
     return cfg
 

@@ -79,11 +79,13 @@ _S_io = Struct('>i?')
 _S_iq = Struct('>iq')
 _S_iqh = Struct('>iqh')
 _S_iqi = Struct('>iqi')
+_S_iqqo = Struct('>iqq?')
 _S_o = Struct('>?')
 _S_obo = Struct('>?b?')
 _S_q = Struct('>q')
 _S_qh = Struct('>qh')
 _S_qi = Struct('>qi')
+_S_qiiqiq = Struct('>qiiqiq')
 _S_qq = Struct('>qq')
 
 
@@ -4515,6 +4517,410 @@ class DescribeConfigsResponse(Message):
             self.source = source
 
 
+class AlterConfigsRequest(Message):
+    """AlterConfigsRequest (key 33), versions 0-2; flexible from v2."""
+
+    __slots__ = ('resources', 'validate_only')
+    FIELDS = (
+        ('resources', '[]AlterConfigsResource', (0, 32767), None, None),
+        ('validate_only', 'bool', (0, 32767), None, None),
+    )
+
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is not self.__class__:
+            return NotImplemented
+        return (
+            self.resources == other.resources
+            and self.validate_only == other.validate_only
+        )
+
+    def __init__(
+        self,
+        *,
+        resources: list[AlterConfigsRequest.AlterConfigsResource] = _DEFAULT,
+        validate_only: bool = False,
+    ) -> None:
+        self.resources = [] if resources is _DEFAULT else resources
+        self.validate_only = validate_only
+
+    API_KEY = 33
+    VALID_VERSIONS = (0, 2)
+    FLEXIBLE_VERSION = 2
+
+    def encode(self, version: int) -> bytes:
+        _check_version(self, version)
+        out = bytearray()
+        _w_AlterConfigsRequest(out, self, version)
+        return bytes(out)
+
+    def encode_into(self, out: bytearray, version: int) -> None:
+        _check_version(self, version)
+        _w_AlterConfigsRequest(out, self, version)
+
+    @classmethod
+    def decode(cls, buf: Buffer, version: int) -> AlterConfigsRequest:
+        return _decode_message(cls, _r_AlterConfigsRequest, buf, version)[0]
+
+    @classmethod
+    def decode_from(cls, reader: Reader, version: int) -> AlterConfigsRequest:
+        """Decode one message at reader.pos and advance it; bytes after it are left unread."""
+        obj, reader.pos = _decode_message(cls, _r_AlterConfigsRequest, reader.buf, version, reader.pos, False)
+        return obj
+
+    class AlterConfigsResource(Message):
+        __slots__ = ('resource_type', 'resource_name', 'configs')
+        FIELDS = (
+            ('resource_type', 'int8', (0, 32767), None, None),
+            ('resource_name', 'string', (0, 32767), None, None),
+            ('configs', '[]AlterableConfig', (0, 32767), None, None),
+        )
+
+        def __eq__(self, other: object) -> bool:
+            if other.__class__ is not self.__class__:
+                return NotImplemented
+            return (
+                self.resource_type == other.resource_type
+                and self.resource_name == other.resource_name
+                and self.configs == other.configs
+            )
+
+        def __init__(
+            self,
+            *,
+            resource_type: int = 0,
+            resource_name: str = '',
+            configs: list[AlterConfigsRequest.AlterableConfig] = _DEFAULT,
+        ) -> None:
+            self.resource_type = resource_type
+            self.resource_name = resource_name
+            self.configs = [] if configs is _DEFAULT else configs
+
+    class AlterableConfig(Message):
+        __slots__ = ('name', 'value')
+        FIELDS = (
+            ('name', 'string', (0, 32767), None, None),
+            ('value', 'string', (0, 32767), (0, 32767), None),
+        )
+
+        def __eq__(self, other: object) -> bool:
+            if other.__class__ is not self.__class__:
+                return NotImplemented
+            return (
+                self.name == other.name
+                and self.value == other.value
+            )
+
+        def __init__(
+            self,
+            *,
+            name: str = '',
+            value: str | None = '',
+        ) -> None:
+            self.name = name
+            self.value = value
+
+
+class AlterConfigsResponse(Message):
+    """AlterConfigsResponse (key 33), versions 0-2; flexible from v2."""
+
+    __slots__ = ('throttle_time_ms', 'responses')
+    FIELDS = (
+        ('throttle_time_ms', 'int32', (0, 32767), None, None),
+        ('responses', '[]AlterConfigsResourceResponse', (0, 32767), None, None),
+    )
+
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is not self.__class__:
+            return NotImplemented
+        return (
+            self.throttle_time_ms == other.throttle_time_ms
+            and self.responses == other.responses
+        )
+
+    def __init__(
+        self,
+        *,
+        throttle_time_ms: int = 0,
+        responses: list[AlterConfigsResponse.AlterConfigsResourceResponse] = _DEFAULT,
+    ) -> None:
+        self.throttle_time_ms = throttle_time_ms
+        self.responses = [] if responses is _DEFAULT else responses
+
+    API_KEY = 33
+    VALID_VERSIONS = (0, 2)
+    FLEXIBLE_VERSION = 2
+
+    def encode(self, version: int) -> bytes:
+        _check_version(self, version)
+        out = bytearray()
+        _w_AlterConfigsResponse(out, self, version)
+        return bytes(out)
+
+    def encode_into(self, out: bytearray, version: int) -> None:
+        _check_version(self, version)
+        _w_AlterConfigsResponse(out, self, version)
+
+    @classmethod
+    def decode(cls, buf: Buffer, version: int) -> AlterConfigsResponse:
+        return _decode_message(cls, _r_AlterConfigsResponse, buf, version)[0]
+
+    @classmethod
+    def decode_from(cls, reader: Reader, version: int) -> AlterConfigsResponse:
+        """Decode one message at reader.pos and advance it; bytes after it are left unread."""
+        obj, reader.pos = _decode_message(cls, _r_AlterConfigsResponse, reader.buf, version, reader.pos, False)
+        return obj
+
+    class AlterConfigsResourceResponse(Message):
+        __slots__ = ('error_code', 'error_message', 'resource_type', 'resource_name')
+        FIELDS = (
+            ('error_code', 'int16', (0, 32767), None, None),
+            ('error_message', 'string', (0, 32767), (0, 32767), None),
+            ('resource_type', 'int8', (0, 32767), None, None),
+            ('resource_name', 'string', (0, 32767), None, None),
+        )
+
+        def __eq__(self, other: object) -> bool:
+            if other.__class__ is not self.__class__:
+                return NotImplemented
+            return (
+                self.error_code == other.error_code
+                and self.error_message == other.error_message
+                and self.resource_type == other.resource_type
+                and self.resource_name == other.resource_name
+            )
+
+        def __init__(
+            self,
+            *,
+            error_code: int = 0,
+            error_message: str | None = '',
+            resource_type: int = 0,
+            resource_name: str = '',
+        ) -> None:
+            self.error_code = error_code
+            self.error_message = error_message
+            self.resource_type = resource_type
+            self.resource_name = resource_name
+
+
+class DescribeLogDirsRequest(Message):
+    """DescribeLogDirsRequest (key 35), versions 0-4; flexible from v2."""
+
+    __slots__ = ('topics',)
+    FIELDS = (
+        ('topics', '[]DescribableLogDirTopic', (0, 32767), (0, 32767), None),
+    )
+
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is not self.__class__:
+            return NotImplemented
+        return (
+            self.topics == other.topics
+        )
+
+    def __init__(
+        self,
+        *,
+        topics: list[DescribeLogDirsRequest.DescribableLogDirTopic] | None = _DEFAULT,
+    ) -> None:
+        self.topics = [] if topics is _DEFAULT else topics
+
+    API_KEY = 35
+    VALID_VERSIONS = (0, 4)
+    FLEXIBLE_VERSION = 2
+
+    def encode(self, version: int) -> bytes:
+        _check_version(self, version)
+        out = bytearray()
+        _w_DescribeLogDirsRequest(out, self, version)
+        return bytes(out)
+
+    def encode_into(self, out: bytearray, version: int) -> None:
+        _check_version(self, version)
+        _w_DescribeLogDirsRequest(out, self, version)
+
+    @classmethod
+    def decode(cls, buf: Buffer, version: int) -> DescribeLogDirsRequest:
+        return _decode_message(cls, _r_DescribeLogDirsRequest, buf, version)[0]
+
+    @classmethod
+    def decode_from(cls, reader: Reader, version: int) -> DescribeLogDirsRequest:
+        """Decode one message at reader.pos and advance it; bytes after it are left unread."""
+        obj, reader.pos = _decode_message(cls, _r_DescribeLogDirsRequest, reader.buf, version, reader.pos, False)
+        return obj
+
+    class DescribableLogDirTopic(Message):
+        __slots__ = ('topic', 'partitions')
+        FIELDS = (
+            ('topic', 'string', (0, 32767), None, None),
+            ('partitions', '[]int32', (0, 32767), None, None),
+        )
+
+        def __eq__(self, other: object) -> bool:
+            if other.__class__ is not self.__class__:
+                return NotImplemented
+            return (
+                self.topic == other.topic
+                and self.partitions == other.partitions
+            )
+
+        def __init__(
+            self,
+            *,
+            topic: str = '',
+            partitions: list[int] = _DEFAULT,
+        ) -> None:
+            self.topic = topic
+            self.partitions = [] if partitions is _DEFAULT else partitions
+
+
+class DescribeLogDirsResponse(Message):
+    """DescribeLogDirsResponse (key 35), versions 0-4; flexible from v2."""
+
+    __slots__ = ('throttle_time_ms', 'error_code', 'results')
+    FIELDS = (
+        ('throttle_time_ms', 'int32', (0, 32767), None, None),
+        ('error_code', 'int16', (3, 32767), None, None),
+        ('results', '[]DescribeLogDirsResult', (0, 32767), None, None),
+    )
+
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is not self.__class__:
+            return NotImplemented
+        return (
+            self.throttle_time_ms == other.throttle_time_ms
+            and self.error_code == other.error_code
+            and self.results == other.results
+        )
+
+    def __init__(
+        self,
+        *,
+        throttle_time_ms: int = 0,
+        error_code: int = 0,
+        results: list[DescribeLogDirsResponse.DescribeLogDirsResult] = _DEFAULT,
+    ) -> None:
+        self.throttle_time_ms = throttle_time_ms
+        self.error_code = error_code
+        self.results = [] if results is _DEFAULT else results
+
+    API_KEY = 35
+    VALID_VERSIONS = (0, 4)
+    FLEXIBLE_VERSION = 2
+
+    def encode(self, version: int) -> bytes:
+        _check_version(self, version)
+        out = bytearray()
+        _w_DescribeLogDirsResponse(out, self, version)
+        return bytes(out)
+
+    def encode_into(self, out: bytearray, version: int) -> None:
+        _check_version(self, version)
+        _w_DescribeLogDirsResponse(out, self, version)
+
+    @classmethod
+    def decode(cls, buf: Buffer, version: int) -> DescribeLogDirsResponse:
+        return _decode_message(cls, _r_DescribeLogDirsResponse, buf, version)[0]
+
+    @classmethod
+    def decode_from(cls, reader: Reader, version: int) -> DescribeLogDirsResponse:
+        """Decode one message at reader.pos and advance it; bytes after it are left unread."""
+        obj, reader.pos = _decode_message(cls, _r_DescribeLogDirsResponse, reader.buf, version, reader.pos, False)
+        return obj
+
+    class DescribeLogDirsResult(Message):
+        __slots__ = ('error_code', 'log_dir', 'topics', 'total_bytes', 'usable_bytes')
+        FIELDS = (
+            ('error_code', 'int16', (0, 32767), None, None),
+            ('log_dir', 'string', (0, 32767), None, None),
+            ('topics', '[]DescribeLogDirsTopic', (0, 32767), None, None),
+            ('total_bytes', 'int64', (4, 32767), None, None),
+            ('usable_bytes', 'int64', (4, 32767), None, None),
+        )
+
+        def __eq__(self, other: object) -> bool:
+            if other.__class__ is not self.__class__:
+                return NotImplemented
+            return (
+                self.error_code == other.error_code
+                and self.log_dir == other.log_dir
+                and self.topics == other.topics
+                and self.total_bytes == other.total_bytes
+                and self.usable_bytes == other.usable_bytes
+            )
+
+        def __init__(
+            self,
+            *,
+            error_code: int = 0,
+            log_dir: str = '',
+            topics: list[DescribeLogDirsResponse.DescribeLogDirsTopic] = _DEFAULT,
+            total_bytes: int = -1,
+            usable_bytes: int = -1,
+        ) -> None:
+            self.error_code = error_code
+            self.log_dir = log_dir
+            self.topics = [] if topics is _DEFAULT else topics
+            self.total_bytes = total_bytes
+            self.usable_bytes = usable_bytes
+
+    class DescribeLogDirsTopic(Message):
+        __slots__ = ('name', 'partitions')
+        FIELDS = (
+            ('name', 'string', (0, 32767), None, None),
+            ('partitions', '[]DescribeLogDirsPartition', (0, 32767), None, None),
+        )
+
+        def __eq__(self, other: object) -> bool:
+            if other.__class__ is not self.__class__:
+                return NotImplemented
+            return (
+                self.name == other.name
+                and self.partitions == other.partitions
+            )
+
+        def __init__(
+            self,
+            *,
+            name: str = '',
+            partitions: list[DescribeLogDirsResponse.DescribeLogDirsPartition] = _DEFAULT,
+        ) -> None:
+            self.name = name
+            self.partitions = [] if partitions is _DEFAULT else partitions
+
+    class DescribeLogDirsPartition(Message):
+        __slots__ = ('partition_index', 'partition_size', 'offset_lag', 'is_future_key')
+        FIELDS = (
+            ('partition_index', 'int32', (0, 32767), None, None),
+            ('partition_size', 'int64', (0, 32767), None, None),
+            ('offset_lag', 'int64', (0, 32767), None, None),
+            ('is_future_key', 'bool', (0, 32767), None, None),
+        )
+
+        def __eq__(self, other: object) -> bool:
+            if other.__class__ is not self.__class__:
+                return NotImplemented
+            return (
+                self.partition_index == other.partition_index
+                and self.partition_size == other.partition_size
+                and self.offset_lag == other.offset_lag
+                and self.is_future_key == other.is_future_key
+            )
+
+        def __init__(
+            self,
+            *,
+            partition_index: int = 0,
+            partition_size: int = 0,
+            offset_lag: int = 0,
+            is_future_key: bool = False,
+        ) -> None:
+            self.partition_index = partition_index
+            self.partition_size = partition_size
+            self.offset_lag = offset_lag
+            self.is_future_key = is_future_key
+
+
 class CreatePartitionsRequest(Message):
     """CreatePartitionsRequest (key 37), versions 0-3; flexible from v2."""
 
@@ -4817,6 +5223,782 @@ class DeleteGroupsResponse(Message):
         ) -> None:
             self.group_id = group_id
             self.error_code = error_code
+
+
+class ElectLeadersRequest(Message):
+    """ElectLeadersRequest (key 43), versions 0-2; flexible from v2."""
+
+    __slots__ = ('election_type', 'topic_partitions', 'timeout_ms')
+    FIELDS = (
+        ('election_type', 'int8', (1, 32767), None, None),
+        ('topic_partitions', '[]TopicPartitions', (0, 32767), (0, 32767), None),
+        ('timeout_ms', 'int32', (0, 32767), None, None),
+    )
+
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is not self.__class__:
+            return NotImplemented
+        return (
+            self.election_type == other.election_type
+            and self.topic_partitions == other.topic_partitions
+            and self.timeout_ms == other.timeout_ms
+        )
+
+    def __init__(
+        self,
+        *,
+        election_type: int = 0,
+        topic_partitions: list[ElectLeadersRequest.TopicPartitions] | None = _DEFAULT,
+        timeout_ms: int = 60000,
+    ) -> None:
+        self.election_type = election_type
+        self.topic_partitions = [] if topic_partitions is _DEFAULT else topic_partitions
+        self.timeout_ms = timeout_ms
+
+    API_KEY = 43
+    VALID_VERSIONS = (0, 2)
+    FLEXIBLE_VERSION = 2
+
+    def encode(self, version: int) -> bytes:
+        _check_version(self, version)
+        out = bytearray()
+        _w_ElectLeadersRequest(out, self, version)
+        return bytes(out)
+
+    def encode_into(self, out: bytearray, version: int) -> None:
+        _check_version(self, version)
+        _w_ElectLeadersRequest(out, self, version)
+
+    @classmethod
+    def decode(cls, buf: Buffer, version: int) -> ElectLeadersRequest:
+        return _decode_message(cls, _r_ElectLeadersRequest, buf, version)[0]
+
+    @classmethod
+    def decode_from(cls, reader: Reader, version: int) -> ElectLeadersRequest:
+        """Decode one message at reader.pos and advance it; bytes after it are left unread."""
+        obj, reader.pos = _decode_message(cls, _r_ElectLeadersRequest, reader.buf, version, reader.pos, False)
+        return obj
+
+    class TopicPartitions(Message):
+        __slots__ = ('topic', 'partitions')
+        FIELDS = (
+            ('topic', 'string', (0, 32767), None, None),
+            ('partitions', '[]int32', (0, 32767), None, None),
+        )
+
+        def __eq__(self, other: object) -> bool:
+            if other.__class__ is not self.__class__:
+                return NotImplemented
+            return (
+                self.topic == other.topic
+                and self.partitions == other.partitions
+            )
+
+        def __init__(
+            self,
+            *,
+            topic: str = '',
+            partitions: list[int] = _DEFAULT,
+        ) -> None:
+            self.topic = topic
+            self.partitions = [] if partitions is _DEFAULT else partitions
+
+
+class ElectLeadersResponse(Message):
+    """ElectLeadersResponse (key 43), versions 0-2; flexible from v2."""
+
+    __slots__ = ('throttle_time_ms', 'error_code', 'replica_election_results')
+    FIELDS = (
+        ('throttle_time_ms', 'int32', (0, 32767), None, None),
+        ('error_code', 'int16', (1, 32767), None, None),
+        ('replica_election_results', '[]ReplicaElectionResult', (0, 32767), None, None),
+    )
+
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is not self.__class__:
+            return NotImplemented
+        return (
+            self.throttle_time_ms == other.throttle_time_ms
+            and self.error_code == other.error_code
+            and self.replica_election_results == other.replica_election_results
+        )
+
+    def __init__(
+        self,
+        *,
+        throttle_time_ms: int = 0,
+        error_code: int = 0,
+        replica_election_results: list[ElectLeadersResponse.ReplicaElectionResult] = _DEFAULT,
+    ) -> None:
+        self.throttle_time_ms = throttle_time_ms
+        self.error_code = error_code
+        self.replica_election_results = [] if replica_election_results is _DEFAULT else replica_election_results
+
+    API_KEY = 43
+    VALID_VERSIONS = (0, 2)
+    FLEXIBLE_VERSION = 2
+
+    def encode(self, version: int) -> bytes:
+        _check_version(self, version)
+        out = bytearray()
+        _w_ElectLeadersResponse(out, self, version)
+        return bytes(out)
+
+    def encode_into(self, out: bytearray, version: int) -> None:
+        _check_version(self, version)
+        _w_ElectLeadersResponse(out, self, version)
+
+    @classmethod
+    def decode(cls, buf: Buffer, version: int) -> ElectLeadersResponse:
+        return _decode_message(cls, _r_ElectLeadersResponse, buf, version)[0]
+
+    @classmethod
+    def decode_from(cls, reader: Reader, version: int) -> ElectLeadersResponse:
+        """Decode one message at reader.pos and advance it; bytes after it are left unread."""
+        obj, reader.pos = _decode_message(cls, _r_ElectLeadersResponse, reader.buf, version, reader.pos, False)
+        return obj
+
+    class ReplicaElectionResult(Message):
+        __slots__ = ('topic', 'partition_result')
+        FIELDS = (
+            ('topic', 'string', (0, 32767), None, None),
+            ('partition_result', '[]PartitionResult', (0, 32767), None, None),
+        )
+
+        def __eq__(self, other: object) -> bool:
+            if other.__class__ is not self.__class__:
+                return NotImplemented
+            return (
+                self.topic == other.topic
+                and self.partition_result == other.partition_result
+            )
+
+        def __init__(
+            self,
+            *,
+            topic: str = '',
+            partition_result: list[ElectLeadersResponse.PartitionResult] = _DEFAULT,
+        ) -> None:
+            self.topic = topic
+            self.partition_result = [] if partition_result is _DEFAULT else partition_result
+
+    class PartitionResult(Message):
+        __slots__ = ('partition_id', 'error_code', 'error_message')
+        FIELDS = (
+            ('partition_id', 'int32', (0, 32767), None, None),
+            ('error_code', 'int16', (0, 32767), None, None),
+            ('error_message', 'string', (0, 32767), (0, 32767), None),
+        )
+
+        def __eq__(self, other: object) -> bool:
+            if other.__class__ is not self.__class__:
+                return NotImplemented
+            return (
+                self.partition_id == other.partition_id
+                and self.error_code == other.error_code
+                and self.error_message == other.error_message
+            )
+
+        def __init__(
+            self,
+            *,
+            partition_id: int = 0,
+            error_code: int = 0,
+            error_message: str | None = '',
+        ) -> None:
+            self.partition_id = partition_id
+            self.error_code = error_code
+            self.error_message = error_message
+
+
+class IncrementalAlterConfigsRequest(Message):
+    """IncrementalAlterConfigsRequest (key 44), versions 0-1; flexible from v1."""
+
+    __slots__ = ('resources', 'validate_only')
+    FIELDS = (
+        ('resources', '[]AlterConfigsResource', (0, 32767), None, None),
+        ('validate_only', 'bool', (0, 32767), None, None),
+    )
+
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is not self.__class__:
+            return NotImplemented
+        return (
+            self.resources == other.resources
+            and self.validate_only == other.validate_only
+        )
+
+    def __init__(
+        self,
+        *,
+        resources: list[IncrementalAlterConfigsRequest.AlterConfigsResource] = _DEFAULT,
+        validate_only: bool = False,
+    ) -> None:
+        self.resources = [] if resources is _DEFAULT else resources
+        self.validate_only = validate_only
+
+    API_KEY = 44
+    VALID_VERSIONS = (0, 1)
+    FLEXIBLE_VERSION = 1
+
+    def encode(self, version: int) -> bytes:
+        _check_version(self, version)
+        out = bytearray()
+        _w_IncrementalAlterConfigsRequest(out, self, version)
+        return bytes(out)
+
+    def encode_into(self, out: bytearray, version: int) -> None:
+        _check_version(self, version)
+        _w_IncrementalAlterConfigsRequest(out, self, version)
+
+    @classmethod
+    def decode(cls, buf: Buffer, version: int) -> IncrementalAlterConfigsRequest:
+        return _decode_message(cls, _r_IncrementalAlterConfigsRequest, buf, version)[0]
+
+    @classmethod
+    def decode_from(cls, reader: Reader, version: int) -> IncrementalAlterConfigsRequest:
+        """Decode one message at reader.pos and advance it; bytes after it are left unread."""
+        obj, reader.pos = _decode_message(cls, _r_IncrementalAlterConfigsRequest, reader.buf, version, reader.pos, False)
+        return obj
+
+    class AlterConfigsResource(Message):
+        __slots__ = ('resource_type', 'resource_name', 'configs')
+        FIELDS = (
+            ('resource_type', 'int8', (0, 32767), None, None),
+            ('resource_name', 'string', (0, 32767), None, None),
+            ('configs', '[]AlterableConfig', (0, 32767), None, None),
+        )
+
+        def __eq__(self, other: object) -> bool:
+            if other.__class__ is not self.__class__:
+                return NotImplemented
+            return (
+                self.resource_type == other.resource_type
+                and self.resource_name == other.resource_name
+                and self.configs == other.configs
+            )
+
+        def __init__(
+            self,
+            *,
+            resource_type: int = 0,
+            resource_name: str = '',
+            configs: list[IncrementalAlterConfigsRequest.AlterableConfig] = _DEFAULT,
+        ) -> None:
+            self.resource_type = resource_type
+            self.resource_name = resource_name
+            self.configs = [] if configs is _DEFAULT else configs
+
+    class AlterableConfig(Message):
+        __slots__ = ('name', 'config_operation', 'value')
+        FIELDS = (
+            ('name', 'string', (0, 32767), None, None),
+            ('config_operation', 'int8', (0, 32767), None, None),
+            ('value', 'string', (0, 32767), (0, 32767), None),
+        )
+
+        def __eq__(self, other: object) -> bool:
+            if other.__class__ is not self.__class__:
+                return NotImplemented
+            return (
+                self.name == other.name
+                and self.config_operation == other.config_operation
+                and self.value == other.value
+            )
+
+        def __init__(
+            self,
+            *,
+            name: str = '',
+            config_operation: int = 0,
+            value: str | None = '',
+        ) -> None:
+            self.name = name
+            self.config_operation = config_operation
+            self.value = value
+
+
+class IncrementalAlterConfigsResponse(Message):
+    """IncrementalAlterConfigsResponse (key 44), versions 0-1; flexible from v1."""
+
+    __slots__ = ('throttle_time_ms', 'responses')
+    FIELDS = (
+        ('throttle_time_ms', 'int32', (0, 32767), None, None),
+        ('responses', '[]AlterConfigsResourceResponse', (0, 32767), None, None),
+    )
+
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is not self.__class__:
+            return NotImplemented
+        return (
+            self.throttle_time_ms == other.throttle_time_ms
+            and self.responses == other.responses
+        )
+
+    def __init__(
+        self,
+        *,
+        throttle_time_ms: int = 0,
+        responses: list[IncrementalAlterConfigsResponse.AlterConfigsResourceResponse] = _DEFAULT,
+    ) -> None:
+        self.throttle_time_ms = throttle_time_ms
+        self.responses = [] if responses is _DEFAULT else responses
+
+    API_KEY = 44
+    VALID_VERSIONS = (0, 1)
+    FLEXIBLE_VERSION = 1
+
+    def encode(self, version: int) -> bytes:
+        _check_version(self, version)
+        out = bytearray()
+        _w_IncrementalAlterConfigsResponse(out, self, version)
+        return bytes(out)
+
+    def encode_into(self, out: bytearray, version: int) -> None:
+        _check_version(self, version)
+        _w_IncrementalAlterConfigsResponse(out, self, version)
+
+    @classmethod
+    def decode(cls, buf: Buffer, version: int) -> IncrementalAlterConfigsResponse:
+        return _decode_message(cls, _r_IncrementalAlterConfigsResponse, buf, version)[0]
+
+    @classmethod
+    def decode_from(cls, reader: Reader, version: int) -> IncrementalAlterConfigsResponse:
+        """Decode one message at reader.pos and advance it; bytes after it are left unread."""
+        obj, reader.pos = _decode_message(cls, _r_IncrementalAlterConfigsResponse, reader.buf, version, reader.pos, False)
+        return obj
+
+    class AlterConfigsResourceResponse(Message):
+        __slots__ = ('error_code', 'error_message', 'resource_type', 'resource_name')
+        FIELDS = (
+            ('error_code', 'int16', (0, 32767), None, None),
+            ('error_message', 'string', (0, 32767), (0, 32767), None),
+            ('resource_type', 'int8', (0, 32767), None, None),
+            ('resource_name', 'string', (0, 32767), None, None),
+        )
+
+        def __eq__(self, other: object) -> bool:
+            if other.__class__ is not self.__class__:
+                return NotImplemented
+            return (
+                self.error_code == other.error_code
+                and self.error_message == other.error_message
+                and self.resource_type == other.resource_type
+                and self.resource_name == other.resource_name
+            )
+
+        def __init__(
+            self,
+            *,
+            error_code: int = 0,
+            error_message: str | None = '',
+            resource_type: int = 0,
+            resource_name: str = '',
+        ) -> None:
+            self.error_code = error_code
+            self.error_message = error_message
+            self.resource_type = resource_type
+            self.resource_name = resource_name
+
+
+class AlterPartitionReassignmentsRequest(Message):
+    """AlterPartitionReassignmentsRequest (key 45), versions 0-0; flexible from v0."""
+
+    __slots__ = ('timeout_ms', 'topics')
+    FIELDS = (
+        ('timeout_ms', 'int32', (0, 32767), None, None),
+        ('topics', '[]ReassignableTopic', (0, 32767), None, None),
+    )
+
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is not self.__class__:
+            return NotImplemented
+        return (
+            self.timeout_ms == other.timeout_ms
+            and self.topics == other.topics
+        )
+
+    def __init__(
+        self,
+        *,
+        timeout_ms: int = 60000,
+        topics: list[AlterPartitionReassignmentsRequest.ReassignableTopic] = _DEFAULT,
+    ) -> None:
+        self.timeout_ms = timeout_ms
+        self.topics = [] if topics is _DEFAULT else topics
+
+    API_KEY = 45
+    VALID_VERSIONS = (0, 0)
+    FLEXIBLE_VERSION = 0
+
+    def encode(self, version: int) -> bytes:
+        _check_version(self, version)
+        out = bytearray()
+        _w_AlterPartitionReassignmentsRequest(out, self, version)
+        return bytes(out)
+
+    def encode_into(self, out: bytearray, version: int) -> None:
+        _check_version(self, version)
+        _w_AlterPartitionReassignmentsRequest(out, self, version)
+
+    @classmethod
+    def decode(cls, buf: Buffer, version: int) -> AlterPartitionReassignmentsRequest:
+        return _decode_message(cls, _r_AlterPartitionReassignmentsRequest, buf, version)[0]
+
+    @classmethod
+    def decode_from(cls, reader: Reader, version: int) -> AlterPartitionReassignmentsRequest:
+        """Decode one message at reader.pos and advance it; bytes after it are left unread."""
+        obj, reader.pos = _decode_message(cls, _r_AlterPartitionReassignmentsRequest, reader.buf, version, reader.pos, False)
+        return obj
+
+    class ReassignableTopic(Message):
+        __slots__ = ('name', 'partitions')
+        FIELDS = (
+            ('name', 'string', (0, 32767), None, None),
+            ('partitions', '[]ReassignablePartition', (0, 32767), None, None),
+        )
+
+        def __eq__(self, other: object) -> bool:
+            if other.__class__ is not self.__class__:
+                return NotImplemented
+            return (
+                self.name == other.name
+                and self.partitions == other.partitions
+            )
+
+        def __init__(
+            self,
+            *,
+            name: str = '',
+            partitions: list[AlterPartitionReassignmentsRequest.ReassignablePartition] = _DEFAULT,
+        ) -> None:
+            self.name = name
+            self.partitions = [] if partitions is _DEFAULT else partitions
+
+    class ReassignablePartition(Message):
+        __slots__ = ('partition_index', 'replicas')
+        FIELDS = (
+            ('partition_index', 'int32', (0, 32767), None, None),
+            ('replicas', '[]int32', (0, 32767), (0, 32767), None),
+        )
+
+        def __eq__(self, other: object) -> bool:
+            if other.__class__ is not self.__class__:
+                return NotImplemented
+            return (
+                self.partition_index == other.partition_index
+                and self.replicas == other.replicas
+            )
+
+        def __init__(
+            self,
+            *,
+            partition_index: int = 0,
+            replicas: list[int] | None = None,
+        ) -> None:
+            self.partition_index = partition_index
+            self.replicas = replicas
+
+
+class AlterPartitionReassignmentsResponse(Message):
+    """AlterPartitionReassignmentsResponse (key 45), versions 0-0; flexible from v0."""
+
+    __slots__ = ('throttle_time_ms', 'error_code', 'error_message', 'responses')
+    FIELDS = (
+        ('throttle_time_ms', 'int32', (0, 32767), None, None),
+        ('error_code', 'int16', (0, 32767), None, None),
+        ('error_message', 'string', (0, 32767), (0, 32767), None),
+        ('responses', '[]ReassignableTopicResponse', (0, 32767), None, None),
+    )
+
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is not self.__class__:
+            return NotImplemented
+        return (
+            self.throttle_time_ms == other.throttle_time_ms
+            and self.error_code == other.error_code
+            and self.error_message == other.error_message
+            and self.responses == other.responses
+        )
+
+    def __init__(
+        self,
+        *,
+        throttle_time_ms: int = 0,
+        error_code: int = 0,
+        error_message: str | None = '',
+        responses: list[AlterPartitionReassignmentsResponse.ReassignableTopicResponse] = _DEFAULT,
+    ) -> None:
+        self.throttle_time_ms = throttle_time_ms
+        self.error_code = error_code
+        self.error_message = error_message
+        self.responses = [] if responses is _DEFAULT else responses
+
+    API_KEY = 45
+    VALID_VERSIONS = (0, 0)
+    FLEXIBLE_VERSION = 0
+
+    def encode(self, version: int) -> bytes:
+        _check_version(self, version)
+        out = bytearray()
+        _w_AlterPartitionReassignmentsResponse(out, self, version)
+        return bytes(out)
+
+    def encode_into(self, out: bytearray, version: int) -> None:
+        _check_version(self, version)
+        _w_AlterPartitionReassignmentsResponse(out, self, version)
+
+    @classmethod
+    def decode(cls, buf: Buffer, version: int) -> AlterPartitionReassignmentsResponse:
+        return _decode_message(cls, _r_AlterPartitionReassignmentsResponse, buf, version)[0]
+
+    @classmethod
+    def decode_from(cls, reader: Reader, version: int) -> AlterPartitionReassignmentsResponse:
+        """Decode one message at reader.pos and advance it; bytes after it are left unread."""
+        obj, reader.pos = _decode_message(cls, _r_AlterPartitionReassignmentsResponse, reader.buf, version, reader.pos, False)
+        return obj
+
+    class ReassignableTopicResponse(Message):
+        __slots__ = ('name', 'partitions')
+        FIELDS = (
+            ('name', 'string', (0, 32767), None, None),
+            ('partitions', '[]ReassignablePartitionResponse', (0, 32767), None, None),
+        )
+
+        def __eq__(self, other: object) -> bool:
+            if other.__class__ is not self.__class__:
+                return NotImplemented
+            return (
+                self.name == other.name
+                and self.partitions == other.partitions
+            )
+
+        def __init__(
+            self,
+            *,
+            name: str = '',
+            partitions: list[AlterPartitionReassignmentsResponse.ReassignablePartitionResponse] = _DEFAULT,
+        ) -> None:
+            self.name = name
+            self.partitions = [] if partitions is _DEFAULT else partitions
+
+    class ReassignablePartitionResponse(Message):
+        __slots__ = ('partition_index', 'error_code', 'error_message')
+        FIELDS = (
+            ('partition_index', 'int32', (0, 32767), None, None),
+            ('error_code', 'int16', (0, 32767), None, None),
+            ('error_message', 'string', (0, 32767), (0, 32767), None),
+        )
+
+        def __eq__(self, other: object) -> bool:
+            if other.__class__ is not self.__class__:
+                return NotImplemented
+            return (
+                self.partition_index == other.partition_index
+                and self.error_code == other.error_code
+                and self.error_message == other.error_message
+            )
+
+        def __init__(
+            self,
+            *,
+            partition_index: int = 0,
+            error_code: int = 0,
+            error_message: str | None = '',
+        ) -> None:
+            self.partition_index = partition_index
+            self.error_code = error_code
+            self.error_message = error_message
+
+
+class ListPartitionReassignmentsRequest(Message):
+    """ListPartitionReassignmentsRequest (key 46), versions 0-0; flexible from v0."""
+
+    __slots__ = ('timeout_ms', 'topics')
+    FIELDS = (
+        ('timeout_ms', 'int32', (0, 32767), None, None),
+        ('topics', '[]ListPartitionReassignmentsTopics', (0, 32767), (0, 32767), None),
+    )
+
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is not self.__class__:
+            return NotImplemented
+        return (
+            self.timeout_ms == other.timeout_ms
+            and self.topics == other.topics
+        )
+
+    def __init__(
+        self,
+        *,
+        timeout_ms: int = 60000,
+        topics: list[ListPartitionReassignmentsRequest.ListPartitionReassignmentsTopics] | None = None,
+    ) -> None:
+        self.timeout_ms = timeout_ms
+        self.topics = topics
+
+    API_KEY = 46
+    VALID_VERSIONS = (0, 0)
+    FLEXIBLE_VERSION = 0
+
+    def encode(self, version: int) -> bytes:
+        _check_version(self, version)
+        out = bytearray()
+        _w_ListPartitionReassignmentsRequest(out, self, version)
+        return bytes(out)
+
+    def encode_into(self, out: bytearray, version: int) -> None:
+        _check_version(self, version)
+        _w_ListPartitionReassignmentsRequest(out, self, version)
+
+    @classmethod
+    def decode(cls, buf: Buffer, version: int) -> ListPartitionReassignmentsRequest:
+        return _decode_message(cls, _r_ListPartitionReassignmentsRequest, buf, version)[0]
+
+    @classmethod
+    def decode_from(cls, reader: Reader, version: int) -> ListPartitionReassignmentsRequest:
+        """Decode one message at reader.pos and advance it; bytes after it are left unread."""
+        obj, reader.pos = _decode_message(cls, _r_ListPartitionReassignmentsRequest, reader.buf, version, reader.pos, False)
+        return obj
+
+    class ListPartitionReassignmentsTopics(Message):
+        __slots__ = ('name', 'partition_indexes')
+        FIELDS = (
+            ('name', 'string', (0, 32767), None, None),
+            ('partition_indexes', '[]int32', (0, 32767), None, None),
+        )
+
+        def __eq__(self, other: object) -> bool:
+            if other.__class__ is not self.__class__:
+                return NotImplemented
+            return (
+                self.name == other.name
+                and self.partition_indexes == other.partition_indexes
+            )
+
+        def __init__(
+            self,
+            *,
+            name: str = '',
+            partition_indexes: list[int] = _DEFAULT,
+        ) -> None:
+            self.name = name
+            self.partition_indexes = [] if partition_indexes is _DEFAULT else partition_indexes
+
+
+class ListPartitionReassignmentsResponse(Message):
+    """ListPartitionReassignmentsResponse (key 46), versions 0-0; flexible from v0."""
+
+    __slots__ = ('throttle_time_ms', 'error_code', 'error_message', 'topics')
+    FIELDS = (
+        ('throttle_time_ms', 'int32', (0, 32767), None, None),
+        ('error_code', 'int16', (0, 32767), None, None),
+        ('error_message', 'string', (0, 32767), (0, 32767), None),
+        ('topics', '[]OngoingTopicReassignment', (0, 32767), None, None),
+    )
+
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is not self.__class__:
+            return NotImplemented
+        return (
+            self.throttle_time_ms == other.throttle_time_ms
+            and self.error_code == other.error_code
+            and self.error_message == other.error_message
+            and self.topics == other.topics
+        )
+
+    def __init__(
+        self,
+        *,
+        throttle_time_ms: int = 0,
+        error_code: int = 0,
+        error_message: str | None = '',
+        topics: list[ListPartitionReassignmentsResponse.OngoingTopicReassignment] = _DEFAULT,
+    ) -> None:
+        self.throttle_time_ms = throttle_time_ms
+        self.error_code = error_code
+        self.error_message = error_message
+        self.topics = [] if topics is _DEFAULT else topics
+
+    API_KEY = 46
+    VALID_VERSIONS = (0, 0)
+    FLEXIBLE_VERSION = 0
+
+    def encode(self, version: int) -> bytes:
+        _check_version(self, version)
+        out = bytearray()
+        _w_ListPartitionReassignmentsResponse(out, self, version)
+        return bytes(out)
+
+    def encode_into(self, out: bytearray, version: int) -> None:
+        _check_version(self, version)
+        _w_ListPartitionReassignmentsResponse(out, self, version)
+
+    @classmethod
+    def decode(cls, buf: Buffer, version: int) -> ListPartitionReassignmentsResponse:
+        return _decode_message(cls, _r_ListPartitionReassignmentsResponse, buf, version)[0]
+
+    @classmethod
+    def decode_from(cls, reader: Reader, version: int) -> ListPartitionReassignmentsResponse:
+        """Decode one message at reader.pos and advance it; bytes after it are left unread."""
+        obj, reader.pos = _decode_message(cls, _r_ListPartitionReassignmentsResponse, reader.buf, version, reader.pos, False)
+        return obj
+
+    class OngoingTopicReassignment(Message):
+        __slots__ = ('name', 'partitions')
+        FIELDS = (
+            ('name', 'string', (0, 32767), None, None),
+            ('partitions', '[]OngoingPartitionReassignment', (0, 32767), None, None),
+        )
+
+        def __eq__(self, other: object) -> bool:
+            if other.__class__ is not self.__class__:
+                return NotImplemented
+            return (
+                self.name == other.name
+                and self.partitions == other.partitions
+            )
+
+        def __init__(
+            self,
+            *,
+            name: str = '',
+            partitions: list[ListPartitionReassignmentsResponse.OngoingPartitionReassignment] = _DEFAULT,
+        ) -> None:
+            self.name = name
+            self.partitions = [] if partitions is _DEFAULT else partitions
+
+    class OngoingPartitionReassignment(Message):
+        __slots__ = ('partition_index', 'replicas', 'adding_replicas', 'removing_replicas')
+        FIELDS = (
+            ('partition_index', 'int32', (0, 32767), None, None),
+            ('replicas', '[]int32', (0, 32767), None, None),
+            ('adding_replicas', '[]int32', (0, 32767), None, None),
+            ('removing_replicas', '[]int32', (0, 32767), None, None),
+        )
+
+        def __eq__(self, other: object) -> bool:
+            if other.__class__ is not self.__class__:
+                return NotImplemented
+            return (
+                self.partition_index == other.partition_index
+                and self.replicas == other.replicas
+                and self.adding_replicas == other.adding_replicas
+                and self.removing_replicas == other.removing_replicas
+            )
+
+        def __init__(
+            self,
+            *,
+            partition_index: int = 0,
+            replicas: list[int] = _DEFAULT,
+            adding_replicas: list[int] = _DEFAULT,
+            removing_replicas: list[int] = _DEFAULT,
+        ) -> None:
+            self.partition_index = partition_index
+            self.replicas = [] if replicas is _DEFAULT else replicas
+            self.adding_replicas = [] if adding_replicas is _DEFAULT else adding_replicas
+            self.removing_replicas = [] if removing_replicas is _DEFAULT else removing_replicas
 
 
 class OffsetDeleteRequest(Message):
@@ -5175,6 +6357,224 @@ class DescribeClusterResponse(Message):
             self.rack = rack
 
 
+class DescribeProducersRequest(Message):
+    """DescribeProducersRequest (key 61), versions 0-0; flexible from v0."""
+
+    __slots__ = ('topics',)
+    FIELDS = (
+        ('topics', '[]TopicRequest', (0, 32767), None, None),
+    )
+
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is not self.__class__:
+            return NotImplemented
+        return (
+            self.topics == other.topics
+        )
+
+    def __init__(
+        self,
+        *,
+        topics: list[DescribeProducersRequest.TopicRequest] = _DEFAULT,
+    ) -> None:
+        self.topics = [] if topics is _DEFAULT else topics
+
+    API_KEY = 61
+    VALID_VERSIONS = (0, 0)
+    FLEXIBLE_VERSION = 0
+
+    def encode(self, version: int) -> bytes:
+        _check_version(self, version)
+        out = bytearray()
+        _w_DescribeProducersRequest(out, self, version)
+        return bytes(out)
+
+    def encode_into(self, out: bytearray, version: int) -> None:
+        _check_version(self, version)
+        _w_DescribeProducersRequest(out, self, version)
+
+    @classmethod
+    def decode(cls, buf: Buffer, version: int) -> DescribeProducersRequest:
+        return _decode_message(cls, _r_DescribeProducersRequest, buf, version)[0]
+
+    @classmethod
+    def decode_from(cls, reader: Reader, version: int) -> DescribeProducersRequest:
+        """Decode one message at reader.pos and advance it; bytes after it are left unread."""
+        obj, reader.pos = _decode_message(cls, _r_DescribeProducersRequest, reader.buf, version, reader.pos, False)
+        return obj
+
+    class TopicRequest(Message):
+        __slots__ = ('name', 'partition_indexes')
+        FIELDS = (
+            ('name', 'string', (0, 32767), None, None),
+            ('partition_indexes', '[]int32', (0, 32767), None, None),
+        )
+
+        def __eq__(self, other: object) -> bool:
+            if other.__class__ is not self.__class__:
+                return NotImplemented
+            return (
+                self.name == other.name
+                and self.partition_indexes == other.partition_indexes
+            )
+
+        def __init__(
+            self,
+            *,
+            name: str = '',
+            partition_indexes: list[int] = _DEFAULT,
+        ) -> None:
+            self.name = name
+            self.partition_indexes = [] if partition_indexes is _DEFAULT else partition_indexes
+
+
+class DescribeProducersResponse(Message):
+    """DescribeProducersResponse (key 61), versions 0-0; flexible from v0."""
+
+    __slots__ = ('throttle_time_ms', 'topics')
+    FIELDS = (
+        ('throttle_time_ms', 'int32', (0, 32767), None, None),
+        ('topics', '[]TopicResponse', (0, 32767), None, None),
+    )
+
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is not self.__class__:
+            return NotImplemented
+        return (
+            self.throttle_time_ms == other.throttle_time_ms
+            and self.topics == other.topics
+        )
+
+    def __init__(
+        self,
+        *,
+        throttle_time_ms: int = 0,
+        topics: list[DescribeProducersResponse.TopicResponse] = _DEFAULT,
+    ) -> None:
+        self.throttle_time_ms = throttle_time_ms
+        self.topics = [] if topics is _DEFAULT else topics
+
+    API_KEY = 61
+    VALID_VERSIONS = (0, 0)
+    FLEXIBLE_VERSION = 0
+
+    def encode(self, version: int) -> bytes:
+        _check_version(self, version)
+        out = bytearray()
+        _w_DescribeProducersResponse(out, self, version)
+        return bytes(out)
+
+    def encode_into(self, out: bytearray, version: int) -> None:
+        _check_version(self, version)
+        _w_DescribeProducersResponse(out, self, version)
+
+    @classmethod
+    def decode(cls, buf: Buffer, version: int) -> DescribeProducersResponse:
+        return _decode_message(cls, _r_DescribeProducersResponse, buf, version)[0]
+
+    @classmethod
+    def decode_from(cls, reader: Reader, version: int) -> DescribeProducersResponse:
+        """Decode one message at reader.pos and advance it; bytes after it are left unread."""
+        obj, reader.pos = _decode_message(cls, _r_DescribeProducersResponse, reader.buf, version, reader.pos, False)
+        return obj
+
+    class TopicResponse(Message):
+        __slots__ = ('name', 'partitions')
+        FIELDS = (
+            ('name', 'string', (0, 32767), None, None),
+            ('partitions', '[]PartitionResponse', (0, 32767), None, None),
+        )
+
+        def __eq__(self, other: object) -> bool:
+            if other.__class__ is not self.__class__:
+                return NotImplemented
+            return (
+                self.name == other.name
+                and self.partitions == other.partitions
+            )
+
+        def __init__(
+            self,
+            *,
+            name: str = '',
+            partitions: list[DescribeProducersResponse.PartitionResponse] = _DEFAULT,
+        ) -> None:
+            self.name = name
+            self.partitions = [] if partitions is _DEFAULT else partitions
+
+    class PartitionResponse(Message):
+        __slots__ = ('partition_index', 'error_code', 'error_message', 'active_producers')
+        FIELDS = (
+            ('partition_index', 'int32', (0, 32767), None, None),
+            ('error_code', 'int16', (0, 32767), None, None),
+            ('error_message', 'string', (0, 32767), (0, 32767), None),
+            ('active_producers', '[]ProducerState', (0, 32767), None, None),
+        )
+
+        def __eq__(self, other: object) -> bool:
+            if other.__class__ is not self.__class__:
+                return NotImplemented
+            return (
+                self.partition_index == other.partition_index
+                and self.error_code == other.error_code
+                and self.error_message == other.error_message
+                and self.active_producers == other.active_producers
+            )
+
+        def __init__(
+            self,
+            *,
+            partition_index: int = 0,
+            error_code: int = 0,
+            error_message: str | None = None,
+            active_producers: list[DescribeProducersResponse.ProducerState] = _DEFAULT,
+        ) -> None:
+            self.partition_index = partition_index
+            self.error_code = error_code
+            self.error_message = error_message
+            self.active_producers = [] if active_producers is _DEFAULT else active_producers
+
+    class ProducerState(Message):
+        __slots__ = ('producer_id', 'producer_epoch', 'last_sequence', 'last_timestamp', 'coordinator_epoch', 'current_txn_start_offset')
+        FIELDS = (
+            ('producer_id', 'int64', (0, 32767), None, None),
+            ('producer_epoch', 'int32', (0, 32767), None, None),
+            ('last_sequence', 'int32', (0, 32767), None, None),
+            ('last_timestamp', 'int64', (0, 32767), None, None),
+            ('coordinator_epoch', 'int32', (0, 32767), None, None),
+            ('current_txn_start_offset', 'int64', (0, 32767), None, None),
+        )
+
+        def __eq__(self, other: object) -> bool:
+            if other.__class__ is not self.__class__:
+                return NotImplemented
+            return (
+                self.producer_id == other.producer_id
+                and self.producer_epoch == other.producer_epoch
+                and self.last_sequence == other.last_sequence
+                and self.last_timestamp == other.last_timestamp
+                and self.coordinator_epoch == other.coordinator_epoch
+                and self.current_txn_start_offset == other.current_txn_start_offset
+            )
+
+        def __init__(
+            self,
+            *,
+            producer_id: int = 0,
+            producer_epoch: int = 0,
+            last_sequence: int = -1,
+            last_timestamp: int = -1,
+            coordinator_epoch: int = 0,
+            current_txn_start_offset: int = -1,
+        ) -> None:
+            self.producer_id = producer_id
+            self.producer_epoch = producer_epoch
+            self.last_sequence = last_sequence
+            self.last_timestamp = last_timestamp
+            self.coordinator_epoch = coordinator_epoch
+            self.current_txn_start_offset = current_txn_start_offset
+
+
 _C_ProduceRequest = ProduceRequest
 _C_ProduceRequest_TopicProduceData = ProduceRequest.TopicProduceData
 _C_ProduceRequest_PartitionProduceData = ProduceRequest.PartitionProduceData
@@ -5284,6 +6684,17 @@ _C_DescribeConfigsResponse = DescribeConfigsResponse
 _C_DescribeConfigsResponse_DescribeConfigsResult = DescribeConfigsResponse.DescribeConfigsResult
 _C_DescribeConfigsResponse_DescribeConfigsResourceResult = DescribeConfigsResponse.DescribeConfigsResourceResult
 _C_DescribeConfigsResponse_DescribeConfigsSynonym = DescribeConfigsResponse.DescribeConfigsSynonym
+_C_AlterConfigsRequest = AlterConfigsRequest
+_C_AlterConfigsRequest_AlterConfigsResource = AlterConfigsRequest.AlterConfigsResource
+_C_AlterConfigsRequest_AlterableConfig = AlterConfigsRequest.AlterableConfig
+_C_AlterConfigsResponse = AlterConfigsResponse
+_C_AlterConfigsResponse_AlterConfigsResourceResponse = AlterConfigsResponse.AlterConfigsResourceResponse
+_C_DescribeLogDirsRequest = DescribeLogDirsRequest
+_C_DescribeLogDirsRequest_DescribableLogDirTopic = DescribeLogDirsRequest.DescribableLogDirTopic
+_C_DescribeLogDirsResponse = DescribeLogDirsResponse
+_C_DescribeLogDirsResponse_DescribeLogDirsResult = DescribeLogDirsResponse.DescribeLogDirsResult
+_C_DescribeLogDirsResponse_DescribeLogDirsTopic = DescribeLogDirsResponse.DescribeLogDirsTopic
+_C_DescribeLogDirsResponse_DescribeLogDirsPartition = DescribeLogDirsResponse.DescribeLogDirsPartition
 _C_CreatePartitionsRequest = CreatePartitionsRequest
 _C_CreatePartitionsRequest_CreatePartitionsTopic = CreatePartitionsRequest.CreatePartitionsTopic
 _C_CreatePartitionsRequest_CreatePartitionsAssignment = CreatePartitionsRequest.CreatePartitionsAssignment
@@ -5292,6 +6703,27 @@ _C_CreatePartitionsResponse_CreatePartitionsTopicResult = CreatePartitionsRespon
 _C_DeleteGroupsRequest = DeleteGroupsRequest
 _C_DeleteGroupsResponse = DeleteGroupsResponse
 _C_DeleteGroupsResponse_DeletableGroupResult = DeleteGroupsResponse.DeletableGroupResult
+_C_ElectLeadersRequest = ElectLeadersRequest
+_C_ElectLeadersRequest_TopicPartitions = ElectLeadersRequest.TopicPartitions
+_C_ElectLeadersResponse = ElectLeadersResponse
+_C_ElectLeadersResponse_ReplicaElectionResult = ElectLeadersResponse.ReplicaElectionResult
+_C_ElectLeadersResponse_PartitionResult = ElectLeadersResponse.PartitionResult
+_C_IncrementalAlterConfigsRequest = IncrementalAlterConfigsRequest
+_C_IncrementalAlterConfigsRequest_AlterConfigsResource = IncrementalAlterConfigsRequest.AlterConfigsResource
+_C_IncrementalAlterConfigsRequest_AlterableConfig = IncrementalAlterConfigsRequest.AlterableConfig
+_C_IncrementalAlterConfigsResponse = IncrementalAlterConfigsResponse
+_C_IncrementalAlterConfigsResponse_AlterConfigsResourceResponse = IncrementalAlterConfigsResponse.AlterConfigsResourceResponse
+_C_AlterPartitionReassignmentsRequest = AlterPartitionReassignmentsRequest
+_C_AlterPartitionReassignmentsRequest_ReassignableTopic = AlterPartitionReassignmentsRequest.ReassignableTopic
+_C_AlterPartitionReassignmentsRequest_ReassignablePartition = AlterPartitionReassignmentsRequest.ReassignablePartition
+_C_AlterPartitionReassignmentsResponse = AlterPartitionReassignmentsResponse
+_C_AlterPartitionReassignmentsResponse_ReassignableTopicResponse = AlterPartitionReassignmentsResponse.ReassignableTopicResponse
+_C_AlterPartitionReassignmentsResponse_ReassignablePartitionResponse = AlterPartitionReassignmentsResponse.ReassignablePartitionResponse
+_C_ListPartitionReassignmentsRequest = ListPartitionReassignmentsRequest
+_C_ListPartitionReassignmentsRequest_ListPartitionReassignmentsTopics = ListPartitionReassignmentsRequest.ListPartitionReassignmentsTopics
+_C_ListPartitionReassignmentsResponse = ListPartitionReassignmentsResponse
+_C_ListPartitionReassignmentsResponse_OngoingTopicReassignment = ListPartitionReassignmentsResponse.OngoingTopicReassignment
+_C_ListPartitionReassignmentsResponse_OngoingPartitionReassignment = ListPartitionReassignmentsResponse.OngoingPartitionReassignment
 _C_OffsetDeleteRequest = OffsetDeleteRequest
 _C_OffsetDeleteRequest_OffsetDeleteRequestTopic = OffsetDeleteRequest.OffsetDeleteRequestTopic
 _C_OffsetDeleteRequest_OffsetDeleteRequestPartition = OffsetDeleteRequest.OffsetDeleteRequestPartition
@@ -5301,6 +6733,12 @@ _C_OffsetDeleteResponse_OffsetDeleteResponsePartition = OffsetDeleteResponse.Off
 _C_DescribeClusterRequest = DescribeClusterRequest
 _C_DescribeClusterResponse = DescribeClusterResponse
 _C_DescribeClusterResponse_DescribeClusterBroker = DescribeClusterResponse.DescribeClusterBroker
+_C_DescribeProducersRequest = DescribeProducersRequest
+_C_DescribeProducersRequest_TopicRequest = DescribeProducersRequest.TopicRequest
+_C_DescribeProducersResponse = DescribeProducersResponse
+_C_DescribeProducersResponse_TopicResponse = DescribeProducersResponse.TopicResponse
+_C_DescribeProducersResponse_PartitionResponse = DescribeProducersResponse.PartitionResponse
+_C_DescribeProducersResponse_ProducerState = DescribeProducersResponse.ProducerState
 
 
 def _r_ProduceRequest(buf, pos, version):
@@ -9909,6 +11347,398 @@ def _w_DescribeConfigsResponse_DescribeConfigsSynonym(out, self, version):
         out.append(0)
 
 
+def _r_AlterConfigsRequest(buf, pos, version):
+    self = _new(_C_AlterConfigsRequest)
+    if version <= 1:
+        n1, pos = _read_count(buf, pos)
+    else:
+        n1, pos = _read_compact_count(buf, pos)
+    a2 = []
+    for _ in range(n1):
+        e, pos = _r_AlterConfigsRequest_AlterConfigsResource(buf, pos, version)
+        a2.append(e)
+    self.resources = a2
+    self.validate_only = _S_o.unpack_from(buf, pos)[0]
+    pos += 1
+    if version >= 2:
+        if buf[pos] == 0:
+            pos += 1
+        else:
+            pos = _skip_tagged_fields(buf, pos)
+    return self, pos
+
+
+def _w_AlterConfigsRequest(out, self, version):
+    if version <= 1:
+        _write_count(out, len(self.resources))
+    else:
+        _write_compact_count(out, len(self.resources))
+    for e in self.resources:
+        _w_AlterConfigsRequest_AlterConfigsResource(out, e, version)
+    out += _S_o.pack(self.validate_only)
+    if version >= 2:
+        out.append(0)
+
+
+def _r_AlterConfigsRequest_AlterConfigsResource(buf, pos, version):
+    self = _new(_C_AlterConfigsRequest_AlterConfigsResource)
+    self.resource_type = _S_b.unpack_from(buf, pos)[0]
+    pos += 1
+    if version <= 1:
+        self.resource_name, pos = _read_string(buf, pos)
+    else:
+        self.resource_name, pos = _read_compact_string(buf, pos)
+    if version <= 1:
+        n1, pos = _read_count(buf, pos)
+    else:
+        n1, pos = _read_compact_count(buf, pos)
+    a2 = []
+    for _ in range(n1):
+        e, pos = _r_AlterConfigsRequest_AlterableConfig(buf, pos, version)
+        a2.append(e)
+    self.configs = a2
+    if version >= 2:
+        if buf[pos] == 0:
+            pos += 1
+        else:
+            pos = _skip_tagged_fields(buf, pos)
+    return self, pos
+
+
+def _w_AlterConfigsRequest_AlterConfigsResource(out, self, version):
+    out += _S_b.pack(self.resource_type)
+    if version <= 1:
+        _write_string(out, self.resource_name)
+    else:
+        _write_compact_string(out, self.resource_name)
+    if version <= 1:
+        _write_count(out, len(self.configs))
+    else:
+        _write_compact_count(out, len(self.configs))
+    for e in self.configs:
+        _w_AlterConfigsRequest_AlterableConfig(out, e, version)
+    if version >= 2:
+        out.append(0)
+
+
+def _r_AlterConfigsRequest_AlterableConfig(buf, pos, version):
+    self = _new(_C_AlterConfigsRequest_AlterableConfig)
+    if version <= 1:
+        self.name, pos = _read_string(buf, pos)
+    else:
+        self.name, pos = _read_compact_string(buf, pos)
+    if version <= 1:
+        self.value, pos = _read_nullable_string(buf, pos)
+    else:
+        self.value, pos = _read_compact_nullable_string(buf, pos)
+    if version >= 2:
+        if buf[pos] == 0:
+            pos += 1
+        else:
+            pos = _skip_tagged_fields(buf, pos)
+    return self, pos
+
+
+def _w_AlterConfigsRequest_AlterableConfig(out, self, version):
+    if version <= 1:
+        _write_string(out, self.name)
+    else:
+        _write_compact_string(out, self.name)
+    if version <= 1:
+        _write_nullable_string(out, self.value)
+    else:
+        _write_compact_nullable_string(out, self.value)
+    if version >= 2:
+        out.append(0)
+
+
+def _r_AlterConfigsResponse(buf, pos, version):
+    self = _new(_C_AlterConfigsResponse)
+    self.throttle_time_ms = _S_i.unpack_from(buf, pos)[0]
+    pos += 4
+    if version <= 1:
+        n1, pos = _read_count(buf, pos)
+    else:
+        n1, pos = _read_compact_count(buf, pos)
+    a2 = []
+    for _ in range(n1):
+        e, pos = _r_AlterConfigsResponse_AlterConfigsResourceResponse(buf, pos, version)
+        a2.append(e)
+    self.responses = a2
+    if version >= 2:
+        if buf[pos] == 0:
+            pos += 1
+        else:
+            pos = _skip_tagged_fields(buf, pos)
+    return self, pos
+
+
+def _w_AlterConfigsResponse(out, self, version):
+    out += _S_i.pack(self.throttle_time_ms)
+    if version <= 1:
+        _write_count(out, len(self.responses))
+    else:
+        _write_compact_count(out, len(self.responses))
+    for e in self.responses:
+        _w_AlterConfigsResponse_AlterConfigsResourceResponse(out, e, version)
+    if version >= 2:
+        out.append(0)
+
+
+def _r_AlterConfigsResponse_AlterConfigsResourceResponse(buf, pos, version):
+    self = _new(_C_AlterConfigsResponse_AlterConfigsResourceResponse)
+    self.error_code = _S_h.unpack_from(buf, pos)[0]
+    pos += 2
+    if version <= 1:
+        self.error_message, pos = _read_nullable_string(buf, pos)
+    else:
+        self.error_message, pos = _read_compact_nullable_string(buf, pos)
+    self.resource_type = _S_b.unpack_from(buf, pos)[0]
+    pos += 1
+    if version <= 1:
+        self.resource_name, pos = _read_string(buf, pos)
+    else:
+        self.resource_name, pos = _read_compact_string(buf, pos)
+    if version >= 2:
+        if buf[pos] == 0:
+            pos += 1
+        else:
+            pos = _skip_tagged_fields(buf, pos)
+    return self, pos
+
+
+def _w_AlterConfigsResponse_AlterConfigsResourceResponse(out, self, version):
+    out += _S_h.pack(self.error_code)
+    if version <= 1:
+        _write_nullable_string(out, self.error_message)
+    else:
+        _write_compact_nullable_string(out, self.error_message)
+    out += _S_b.pack(self.resource_type)
+    if version <= 1:
+        _write_string(out, self.resource_name)
+    else:
+        _write_compact_string(out, self.resource_name)
+    if version >= 2:
+        out.append(0)
+
+
+def _r_DescribeLogDirsRequest(buf, pos, version):
+    self = _new(_C_DescribeLogDirsRequest)
+    if version <= 1:
+        n1, pos = _read_nullable_count(buf, pos)
+    else:
+        n1, pos = _read_compact_nullable_count(buf, pos)
+    if n1 < 0:
+        self.topics = None
+    else:
+        a2 = []
+        for _ in range(n1):
+            e, pos = _r_DescribeLogDirsRequest_DescribableLogDirTopic(buf, pos, version)
+            a2.append(e)
+        self.topics = a2
+    if version >= 2:
+        if buf[pos] == 0:
+            pos += 1
+        else:
+            pos = _skip_tagged_fields(buf, pos)
+    return self, pos
+
+
+def _w_DescribeLogDirsRequest(out, self, version):
+    if self.topics is None:
+        if version <= 1:
+            out += b'\xff\xff\xff\xff'
+        else:
+            out.append(0)
+    else:
+        if version <= 1:
+            _write_count(out, len(self.topics))
+        else:
+            _write_compact_count(out, len(self.topics))
+        for e in self.topics:
+            _w_DescribeLogDirsRequest_DescribableLogDirTopic(out, e, version)
+    if version >= 2:
+        out.append(0)
+
+
+def _r_DescribeLogDirsRequest_DescribableLogDirTopic(buf, pos, version):
+    self = _new(_C_DescribeLogDirsRequest_DescribableLogDirTopic)
+    if version <= 1:
+        self.topic, pos = _read_string(buf, pos)
+    else:
+        self.topic, pos = _read_compact_string(buf, pos)
+    if version <= 1:
+        n1, pos = _read_count(buf, pos)
+    else:
+        n1, pos = _read_compact_count(buf, pos)
+    self.partitions, pos = _read_fixed_array(buf, pos, n1, 'i', 4)
+    if version >= 2:
+        if buf[pos] == 0:
+            pos += 1
+        else:
+            pos = _skip_tagged_fields(buf, pos)
+    return self, pos
+
+
+def _w_DescribeLogDirsRequest_DescribableLogDirTopic(out, self, version):
+    if version <= 1:
+        _write_string(out, self.topic)
+    else:
+        _write_compact_string(out, self.topic)
+    if version <= 1:
+        _write_count(out, len(self.partitions))
+    else:
+        _write_compact_count(out, len(self.partitions))
+    _write_fixed_array(out, self.partitions, 'i')
+    if version >= 2:
+        out.append(0)
+
+
+def _r_DescribeLogDirsResponse(buf, pos, version):
+    self = _new(_C_DescribeLogDirsResponse)
+    self.throttle_time_ms = _S_i.unpack_from(buf, pos)[0]
+    pos += 4
+    if version >= 3:
+        self.error_code = _S_h.unpack_from(buf, pos)[0]
+        pos += 2
+    else:
+        self.error_code = 0
+    if version <= 1:
+        n1, pos = _read_count(buf, pos)
+    else:
+        n1, pos = _read_compact_count(buf, pos)
+    a2 = []
+    for _ in range(n1):
+        e, pos = _r_DescribeLogDirsResponse_DescribeLogDirsResult(buf, pos, version)
+        a2.append(e)
+    self.results = a2
+    if version >= 2:
+        if buf[pos] == 0:
+            pos += 1
+        else:
+            pos = _skip_tagged_fields(buf, pos)
+    return self, pos
+
+
+def _w_DescribeLogDirsResponse(out, self, version):
+    out += _S_i.pack(self.throttle_time_ms)
+    if version >= 3:
+        out += _S_h.pack(self.error_code)
+    if version <= 1:
+        _write_count(out, len(self.results))
+    else:
+        _write_compact_count(out, len(self.results))
+    for e in self.results:
+        _w_DescribeLogDirsResponse_DescribeLogDirsResult(out, e, version)
+    if version >= 2:
+        out.append(0)
+
+
+def _r_DescribeLogDirsResponse_DescribeLogDirsResult(buf, pos, version):
+    self = _new(_C_DescribeLogDirsResponse_DescribeLogDirsResult)
+    self.error_code = _S_h.unpack_from(buf, pos)[0]
+    pos += 2
+    if version <= 1:
+        self.log_dir, pos = _read_string(buf, pos)
+    else:
+        self.log_dir, pos = _read_compact_string(buf, pos)
+    if version <= 1:
+        n1, pos = _read_count(buf, pos)
+    else:
+        n1, pos = _read_compact_count(buf, pos)
+    a2 = []
+    for _ in range(n1):
+        e, pos = _r_DescribeLogDirsResponse_DescribeLogDirsTopic(buf, pos, version)
+        a2.append(e)
+    self.topics = a2
+    if version >= 4:
+        self.total_bytes, self.usable_bytes = _S_qq.unpack_from(buf, pos)
+        pos += 16
+    else:
+        self.total_bytes = -1
+        self.usable_bytes = -1
+    if version >= 2:
+        if buf[pos] == 0:
+            pos += 1
+        else:
+            pos = _skip_tagged_fields(buf, pos)
+    return self, pos
+
+
+def _w_DescribeLogDirsResponse_DescribeLogDirsResult(out, self, version):
+    out += _S_h.pack(self.error_code)
+    if version <= 1:
+        _write_string(out, self.log_dir)
+    else:
+        _write_compact_string(out, self.log_dir)
+    if version <= 1:
+        _write_count(out, len(self.topics))
+    else:
+        _write_compact_count(out, len(self.topics))
+    for e in self.topics:
+        _w_DescribeLogDirsResponse_DescribeLogDirsTopic(out, e, version)
+    if version >= 4:
+        out += _S_qq.pack(self.total_bytes, self.usable_bytes)
+    if version >= 2:
+        out.append(0)
+
+
+def _r_DescribeLogDirsResponse_DescribeLogDirsTopic(buf, pos, version):
+    self = _new(_C_DescribeLogDirsResponse_DescribeLogDirsTopic)
+    if version <= 1:
+        self.name, pos = _read_string(buf, pos)
+    else:
+        self.name, pos = _read_compact_string(buf, pos)
+    if version <= 1:
+        n1, pos = _read_count(buf, pos)
+    else:
+        n1, pos = _read_compact_count(buf, pos)
+    a2 = []
+    for _ in range(n1):
+        e, pos = _r_DescribeLogDirsResponse_DescribeLogDirsPartition(buf, pos, version)
+        a2.append(e)
+    self.partitions = a2
+    if version >= 2:
+        if buf[pos] == 0:
+            pos += 1
+        else:
+            pos = _skip_tagged_fields(buf, pos)
+    return self, pos
+
+
+def _w_DescribeLogDirsResponse_DescribeLogDirsTopic(out, self, version):
+    if version <= 1:
+        _write_string(out, self.name)
+    else:
+        _write_compact_string(out, self.name)
+    if version <= 1:
+        _write_count(out, len(self.partitions))
+    else:
+        _write_compact_count(out, len(self.partitions))
+    for e in self.partitions:
+        _w_DescribeLogDirsResponse_DescribeLogDirsPartition(out, e, version)
+    if version >= 2:
+        out.append(0)
+
+
+def _r_DescribeLogDirsResponse_DescribeLogDirsPartition(buf, pos, version):
+    self = _new(_C_DescribeLogDirsResponse_DescribeLogDirsPartition)
+    self.partition_index, self.partition_size, self.offset_lag, self.is_future_key = _S_iqqo.unpack_from(buf, pos)
+    pos += 21
+    if version >= 2:
+        if buf[pos] == 0:
+            pos += 1
+        else:
+            pos = _skip_tagged_fields(buf, pos)
+    return self, pos
+
+
+def _w_DescribeLogDirsResponse_DescribeLogDirsPartition(out, self, version):
+    out += _S_iqqo.pack(self.partition_index, self.partition_size, self.offset_lag, self.is_future_key)
+    if version >= 2:
+        out.append(0)
+
+
 def _r_CreatePartitionsRequest(buf, pos, version):
     self = _new(_C_CreatePartitionsRequest)
     if version <= 1:
@@ -10180,6 +12010,643 @@ def _w_DeleteGroupsResponse_DeletableGroupResult(out, self, version):
         out.append(0)
 
 
+def _r_ElectLeadersRequest(buf, pos, version):
+    self = _new(_C_ElectLeadersRequest)
+    if version >= 1:
+        self.election_type = _S_b.unpack_from(buf, pos)[0]
+        pos += 1
+    else:
+        self.election_type = 0
+    if version <= 1:
+        n1, pos = _read_nullable_count(buf, pos)
+    else:
+        n1, pos = _read_compact_nullable_count(buf, pos)
+    if n1 < 0:
+        self.topic_partitions = None
+    else:
+        a2 = []
+        for _ in range(n1):
+            e, pos = _r_ElectLeadersRequest_TopicPartitions(buf, pos, version)
+            a2.append(e)
+        self.topic_partitions = a2
+    self.timeout_ms = _S_i.unpack_from(buf, pos)[0]
+    pos += 4
+    if version >= 2:
+        if buf[pos] == 0:
+            pos += 1
+        else:
+            pos = _skip_tagged_fields(buf, pos)
+    return self, pos
+
+
+def _w_ElectLeadersRequest(out, self, version):
+    if version >= 1:
+        out += _S_b.pack(self.election_type)
+    if self.topic_partitions is None:
+        if version <= 1:
+            out += b'\xff\xff\xff\xff'
+        else:
+            out.append(0)
+    else:
+        if version <= 1:
+            _write_count(out, len(self.topic_partitions))
+        else:
+            _write_compact_count(out, len(self.topic_partitions))
+        for e in self.topic_partitions:
+            _w_ElectLeadersRequest_TopicPartitions(out, e, version)
+    out += _S_i.pack(self.timeout_ms)
+    if version >= 2:
+        out.append(0)
+
+
+def _r_ElectLeadersRequest_TopicPartitions(buf, pos, version):
+    self = _new(_C_ElectLeadersRequest_TopicPartitions)
+    if version <= 1:
+        self.topic, pos = _read_string(buf, pos)
+    else:
+        self.topic, pos = _read_compact_string(buf, pos)
+    if version <= 1:
+        n1, pos = _read_count(buf, pos)
+    else:
+        n1, pos = _read_compact_count(buf, pos)
+    self.partitions, pos = _read_fixed_array(buf, pos, n1, 'i', 4)
+    if version >= 2:
+        if buf[pos] == 0:
+            pos += 1
+        else:
+            pos = _skip_tagged_fields(buf, pos)
+    return self, pos
+
+
+def _w_ElectLeadersRequest_TopicPartitions(out, self, version):
+    if version <= 1:
+        _write_string(out, self.topic)
+    else:
+        _write_compact_string(out, self.topic)
+    if version <= 1:
+        _write_count(out, len(self.partitions))
+    else:
+        _write_compact_count(out, len(self.partitions))
+    _write_fixed_array(out, self.partitions, 'i')
+    if version >= 2:
+        out.append(0)
+
+
+def _r_ElectLeadersResponse(buf, pos, version):
+    self = _new(_C_ElectLeadersResponse)
+    self.throttle_time_ms = _S_i.unpack_from(buf, pos)[0]
+    pos += 4
+    if version >= 1:
+        self.error_code = _S_h.unpack_from(buf, pos)[0]
+        pos += 2
+    else:
+        self.error_code = 0
+    if version <= 1:
+        n1, pos = _read_count(buf, pos)
+    else:
+        n1, pos = _read_compact_count(buf, pos)
+    a2 = []
+    for _ in range(n1):
+        e, pos = _r_ElectLeadersResponse_ReplicaElectionResult(buf, pos, version)
+        a2.append(e)
+    self.replica_election_results = a2
+    if version >= 2:
+        if buf[pos] == 0:
+            pos += 1
+        else:
+            pos = _skip_tagged_fields(buf, pos)
+    return self, pos
+
+
+def _w_ElectLeadersResponse(out, self, version):
+    out += _S_i.pack(self.throttle_time_ms)
+    if version >= 1:
+        out += _S_h.pack(self.error_code)
+    if version <= 1:
+        _write_count(out, len(self.replica_election_results))
+    else:
+        _write_compact_count(out, len(self.replica_election_results))
+    for e in self.replica_election_results:
+        _w_ElectLeadersResponse_ReplicaElectionResult(out, e, version)
+    if version >= 2:
+        out.append(0)
+
+
+def _r_ElectLeadersResponse_ReplicaElectionResult(buf, pos, version):
+    self = _new(_C_ElectLeadersResponse_ReplicaElectionResult)
+    if version <= 1:
+        self.topic, pos = _read_string(buf, pos)
+    else:
+        self.topic, pos = _read_compact_string(buf, pos)
+    if version <= 1:
+        n1, pos = _read_count(buf, pos)
+    else:
+        n1, pos = _read_compact_count(buf, pos)
+    a2 = []
+    for _ in range(n1):
+        e, pos = _r_ElectLeadersResponse_PartitionResult(buf, pos, version)
+        a2.append(e)
+    self.partition_result = a2
+    if version >= 2:
+        if buf[pos] == 0:
+            pos += 1
+        else:
+            pos = _skip_tagged_fields(buf, pos)
+    return self, pos
+
+
+def _w_ElectLeadersResponse_ReplicaElectionResult(out, self, version):
+    if version <= 1:
+        _write_string(out, self.topic)
+    else:
+        _write_compact_string(out, self.topic)
+    if version <= 1:
+        _write_count(out, len(self.partition_result))
+    else:
+        _write_compact_count(out, len(self.partition_result))
+    for e in self.partition_result:
+        _w_ElectLeadersResponse_PartitionResult(out, e, version)
+    if version >= 2:
+        out.append(0)
+
+
+def _r_ElectLeadersResponse_PartitionResult(buf, pos, version):
+    self = _new(_C_ElectLeadersResponse_PartitionResult)
+    self.partition_id, self.error_code = _S_ih.unpack_from(buf, pos)
+    pos += 6
+    if version <= 1:
+        self.error_message, pos = _read_nullable_string(buf, pos)
+    else:
+        self.error_message, pos = _read_compact_nullable_string(buf, pos)
+    if version >= 2:
+        if buf[pos] == 0:
+            pos += 1
+        else:
+            pos = _skip_tagged_fields(buf, pos)
+    return self, pos
+
+
+def _w_ElectLeadersResponse_PartitionResult(out, self, version):
+    out += _S_ih.pack(self.partition_id, self.error_code)
+    if version <= 1:
+        _write_nullable_string(out, self.error_message)
+    else:
+        _write_compact_nullable_string(out, self.error_message)
+    if version >= 2:
+        out.append(0)
+
+
+def _r_IncrementalAlterConfigsRequest(buf, pos, version):
+    self = _new(_C_IncrementalAlterConfigsRequest)
+    if version <= 0:
+        n1, pos = _read_count(buf, pos)
+    else:
+        n1, pos = _read_compact_count(buf, pos)
+    a2 = []
+    for _ in range(n1):
+        e, pos = _r_IncrementalAlterConfigsRequest_AlterConfigsResource(buf, pos, version)
+        a2.append(e)
+    self.resources = a2
+    self.validate_only = _S_o.unpack_from(buf, pos)[0]
+    pos += 1
+    if version >= 1:
+        if buf[pos] == 0:
+            pos += 1
+        else:
+            pos = _skip_tagged_fields(buf, pos)
+    return self, pos
+
+
+def _w_IncrementalAlterConfigsRequest(out, self, version):
+    if version <= 0:
+        _write_count(out, len(self.resources))
+    else:
+        _write_compact_count(out, len(self.resources))
+    for e in self.resources:
+        _w_IncrementalAlterConfigsRequest_AlterConfigsResource(out, e, version)
+    out += _S_o.pack(self.validate_only)
+    if version >= 1:
+        out.append(0)
+
+
+def _r_IncrementalAlterConfigsRequest_AlterConfigsResource(buf, pos, version):
+    self = _new(_C_IncrementalAlterConfigsRequest_AlterConfigsResource)
+    self.resource_type = _S_b.unpack_from(buf, pos)[0]
+    pos += 1
+    if version <= 0:
+        self.resource_name, pos = _read_string(buf, pos)
+    else:
+        self.resource_name, pos = _read_compact_string(buf, pos)
+    if version <= 0:
+        n1, pos = _read_count(buf, pos)
+    else:
+        n1, pos = _read_compact_count(buf, pos)
+    a2 = []
+    for _ in range(n1):
+        e, pos = _r_IncrementalAlterConfigsRequest_AlterableConfig(buf, pos, version)
+        a2.append(e)
+    self.configs = a2
+    if version >= 1:
+        if buf[pos] == 0:
+            pos += 1
+        else:
+            pos = _skip_tagged_fields(buf, pos)
+    return self, pos
+
+
+def _w_IncrementalAlterConfigsRequest_AlterConfigsResource(out, self, version):
+    out += _S_b.pack(self.resource_type)
+    if version <= 0:
+        _write_string(out, self.resource_name)
+    else:
+        _write_compact_string(out, self.resource_name)
+    if version <= 0:
+        _write_count(out, len(self.configs))
+    else:
+        _write_compact_count(out, len(self.configs))
+    for e in self.configs:
+        _w_IncrementalAlterConfigsRequest_AlterableConfig(out, e, version)
+    if version >= 1:
+        out.append(0)
+
+
+def _r_IncrementalAlterConfigsRequest_AlterableConfig(buf, pos, version):
+    self = _new(_C_IncrementalAlterConfigsRequest_AlterableConfig)
+    if version <= 0:
+        self.name, pos = _read_string(buf, pos)
+    else:
+        self.name, pos = _read_compact_string(buf, pos)
+    self.config_operation = _S_b.unpack_from(buf, pos)[0]
+    pos += 1
+    if version <= 0:
+        self.value, pos = _read_nullable_string(buf, pos)
+    else:
+        self.value, pos = _read_compact_nullable_string(buf, pos)
+    if version >= 1:
+        if buf[pos] == 0:
+            pos += 1
+        else:
+            pos = _skip_tagged_fields(buf, pos)
+    return self, pos
+
+
+def _w_IncrementalAlterConfigsRequest_AlterableConfig(out, self, version):
+    if version <= 0:
+        _write_string(out, self.name)
+    else:
+        _write_compact_string(out, self.name)
+    out += _S_b.pack(self.config_operation)
+    if version <= 0:
+        _write_nullable_string(out, self.value)
+    else:
+        _write_compact_nullable_string(out, self.value)
+    if version >= 1:
+        out.append(0)
+
+
+def _r_IncrementalAlterConfigsResponse(buf, pos, version):
+    self = _new(_C_IncrementalAlterConfigsResponse)
+    self.throttle_time_ms = _S_i.unpack_from(buf, pos)[0]
+    pos += 4
+    if version <= 0:
+        n1, pos = _read_count(buf, pos)
+    else:
+        n1, pos = _read_compact_count(buf, pos)
+    a2 = []
+    for _ in range(n1):
+        e, pos = _r_IncrementalAlterConfigsResponse_AlterConfigsResourceResponse(buf, pos, version)
+        a2.append(e)
+    self.responses = a2
+    if version >= 1:
+        if buf[pos] == 0:
+            pos += 1
+        else:
+            pos = _skip_tagged_fields(buf, pos)
+    return self, pos
+
+
+def _w_IncrementalAlterConfigsResponse(out, self, version):
+    out += _S_i.pack(self.throttle_time_ms)
+    if version <= 0:
+        _write_count(out, len(self.responses))
+    else:
+        _write_compact_count(out, len(self.responses))
+    for e in self.responses:
+        _w_IncrementalAlterConfigsResponse_AlterConfigsResourceResponse(out, e, version)
+    if version >= 1:
+        out.append(0)
+
+
+def _r_IncrementalAlterConfigsResponse_AlterConfigsResourceResponse(buf, pos, version):
+    self = _new(_C_IncrementalAlterConfigsResponse_AlterConfigsResourceResponse)
+    self.error_code = _S_h.unpack_from(buf, pos)[0]
+    pos += 2
+    if version <= 0:
+        self.error_message, pos = _read_nullable_string(buf, pos)
+    else:
+        self.error_message, pos = _read_compact_nullable_string(buf, pos)
+    self.resource_type = _S_b.unpack_from(buf, pos)[0]
+    pos += 1
+    if version <= 0:
+        self.resource_name, pos = _read_string(buf, pos)
+    else:
+        self.resource_name, pos = _read_compact_string(buf, pos)
+    if version >= 1:
+        if buf[pos] == 0:
+            pos += 1
+        else:
+            pos = _skip_tagged_fields(buf, pos)
+    return self, pos
+
+
+def _w_IncrementalAlterConfigsResponse_AlterConfigsResourceResponse(out, self, version):
+    out += _S_h.pack(self.error_code)
+    if version <= 0:
+        _write_nullable_string(out, self.error_message)
+    else:
+        _write_compact_nullable_string(out, self.error_message)
+    out += _S_b.pack(self.resource_type)
+    if version <= 0:
+        _write_string(out, self.resource_name)
+    else:
+        _write_compact_string(out, self.resource_name)
+    if version >= 1:
+        out.append(0)
+
+
+def _r_AlterPartitionReassignmentsRequest(buf, pos, version):
+    self = _new(_C_AlterPartitionReassignmentsRequest)
+    self.timeout_ms = _S_i.unpack_from(buf, pos)[0]
+    pos += 4
+    n1, pos = _read_compact_count(buf, pos)
+    a2 = []
+    for _ in range(n1):
+        e, pos = _r_AlterPartitionReassignmentsRequest_ReassignableTopic(buf, pos, version)
+        a2.append(e)
+    self.topics = a2
+    if buf[pos] == 0:
+        pos += 1
+    else:
+        pos = _skip_tagged_fields(buf, pos)
+    return self, pos
+
+
+def _w_AlterPartitionReassignmentsRequest(out, self, version):
+    out += _S_i.pack(self.timeout_ms)
+    _write_compact_count(out, len(self.topics))
+    for e in self.topics:
+        _w_AlterPartitionReassignmentsRequest_ReassignableTopic(out, e, version)
+    out.append(0)
+
+
+def _r_AlterPartitionReassignmentsRequest_ReassignableTopic(buf, pos, version):
+    self = _new(_C_AlterPartitionReassignmentsRequest_ReassignableTopic)
+    self.name, pos = _read_compact_string(buf, pos)
+    n1, pos = _read_compact_count(buf, pos)
+    a2 = []
+    for _ in range(n1):
+        e, pos = _r_AlterPartitionReassignmentsRequest_ReassignablePartition(buf, pos, version)
+        a2.append(e)
+    self.partitions = a2
+    if buf[pos] == 0:
+        pos += 1
+    else:
+        pos = _skip_tagged_fields(buf, pos)
+    return self, pos
+
+
+def _w_AlterPartitionReassignmentsRequest_ReassignableTopic(out, self, version):
+    _write_compact_string(out, self.name)
+    _write_compact_count(out, len(self.partitions))
+    for e in self.partitions:
+        _w_AlterPartitionReassignmentsRequest_ReassignablePartition(out, e, version)
+    out.append(0)
+
+
+def _r_AlterPartitionReassignmentsRequest_ReassignablePartition(buf, pos, version):
+    self = _new(_C_AlterPartitionReassignmentsRequest_ReassignablePartition)
+    self.partition_index = _S_i.unpack_from(buf, pos)[0]
+    pos += 4
+    n1, pos = _read_compact_nullable_count(buf, pos)
+    if n1 < 0:
+        self.replicas = None
+    else:
+        self.replicas, pos = _read_fixed_array(buf, pos, n1, 'i', 4)
+    if buf[pos] == 0:
+        pos += 1
+    else:
+        pos = _skip_tagged_fields(buf, pos)
+    return self, pos
+
+
+def _w_AlterPartitionReassignmentsRequest_ReassignablePartition(out, self, version):
+    out += _S_i.pack(self.partition_index)
+    if self.replicas is None:
+        out.append(0)
+    else:
+        _write_compact_count(out, len(self.replicas))
+        _write_fixed_array(out, self.replicas, 'i')
+    out.append(0)
+
+
+def _r_AlterPartitionReassignmentsResponse(buf, pos, version):
+    self = _new(_C_AlterPartitionReassignmentsResponse)
+    self.throttle_time_ms, self.error_code = _S_ih.unpack_from(buf, pos)
+    pos += 6
+    self.error_message, pos = _read_compact_nullable_string(buf, pos)
+    n1, pos = _read_compact_count(buf, pos)
+    a2 = []
+    for _ in range(n1):
+        e, pos = _r_AlterPartitionReassignmentsResponse_ReassignableTopicResponse(buf, pos, version)
+        a2.append(e)
+    self.responses = a2
+    if buf[pos] == 0:
+        pos += 1
+    else:
+        pos = _skip_tagged_fields(buf, pos)
+    return self, pos
+
+
+def _w_AlterPartitionReassignmentsResponse(out, self, version):
+    out += _S_ih.pack(self.throttle_time_ms, self.error_code)
+    _write_compact_nullable_string(out, self.error_message)
+    _write_compact_count(out, len(self.responses))
+    for e in self.responses:
+        _w_AlterPartitionReassignmentsResponse_ReassignableTopicResponse(out, e, version)
+    out.append(0)
+
+
+def _r_AlterPartitionReassignmentsResponse_ReassignableTopicResponse(buf, pos, version):
+    self = _new(_C_AlterPartitionReassignmentsResponse_ReassignableTopicResponse)
+    self.name, pos = _read_compact_string(buf, pos)
+    n1, pos = _read_compact_count(buf, pos)
+    a2 = []
+    for _ in range(n1):
+        e, pos = _r_AlterPartitionReassignmentsResponse_ReassignablePartitionResponse(buf, pos, version)
+        a2.append(e)
+    self.partitions = a2
+    if buf[pos] == 0:
+        pos += 1
+    else:
+        pos = _skip_tagged_fields(buf, pos)
+    return self, pos
+
+
+def _w_AlterPartitionReassignmentsResponse_ReassignableTopicResponse(out, self, version):
+    _write_compact_string(out, self.name)
+    _write_compact_count(out, len(self.partitions))
+    for e in self.partitions:
+        _w_AlterPartitionReassignmentsResponse_ReassignablePartitionResponse(out, e, version)
+    out.append(0)
+
+
+def _r_AlterPartitionReassignmentsResponse_ReassignablePartitionResponse(buf, pos, version):
+    self = _new(_C_AlterPartitionReassignmentsResponse_ReassignablePartitionResponse)
+    self.partition_index, self.error_code = _S_ih.unpack_from(buf, pos)
+    pos += 6
+    self.error_message, pos = _read_compact_nullable_string(buf, pos)
+    if buf[pos] == 0:
+        pos += 1
+    else:
+        pos = _skip_tagged_fields(buf, pos)
+    return self, pos
+
+
+def _w_AlterPartitionReassignmentsResponse_ReassignablePartitionResponse(out, self, version):
+    out += _S_ih.pack(self.partition_index, self.error_code)
+    _write_compact_nullable_string(out, self.error_message)
+    out.append(0)
+
+
+def _r_ListPartitionReassignmentsRequest(buf, pos, version):
+    self = _new(_C_ListPartitionReassignmentsRequest)
+    self.timeout_ms = _S_i.unpack_from(buf, pos)[0]
+    pos += 4
+    n1, pos = _read_compact_nullable_count(buf, pos)
+    if n1 < 0:
+        self.topics = None
+    else:
+        a2 = []
+        for _ in range(n1):
+            e, pos = _r_ListPartitionReassignmentsRequest_ListPartitionReassignmentsTopics(buf, pos, version)
+            a2.append(e)
+        self.topics = a2
+    if buf[pos] == 0:
+        pos += 1
+    else:
+        pos = _skip_tagged_fields(buf, pos)
+    return self, pos
+
+
+def _w_ListPartitionReassignmentsRequest(out, self, version):
+    out += _S_i.pack(self.timeout_ms)
+    if self.topics is None:
+        out.append(0)
+    else:
+        _write_compact_count(out, len(self.topics))
+        for e in self.topics:
+            _w_ListPartitionReassignmentsRequest_ListPartitionReassignmentsTopics(out, e, version)
+    out.append(0)
+
+
+def _r_ListPartitionReassignmentsRequest_ListPartitionReassignmentsTopics(buf, pos, version):
+    self = _new(_C_ListPartitionReassignmentsRequest_ListPartitionReassignmentsTopics)
+    self.name, pos = _read_compact_string(buf, pos)
+    n1, pos = _read_compact_count(buf, pos)
+    self.partition_indexes, pos = _read_fixed_array(buf, pos, n1, 'i', 4)
+    if buf[pos] == 0:
+        pos += 1
+    else:
+        pos = _skip_tagged_fields(buf, pos)
+    return self, pos
+
+
+def _w_ListPartitionReassignmentsRequest_ListPartitionReassignmentsTopics(out, self, version):
+    _write_compact_string(out, self.name)
+    _write_compact_count(out, len(self.partition_indexes))
+    _write_fixed_array(out, self.partition_indexes, 'i')
+    out.append(0)
+
+
+def _r_ListPartitionReassignmentsResponse(buf, pos, version):
+    self = _new(_C_ListPartitionReassignmentsResponse)
+    self.throttle_time_ms, self.error_code = _S_ih.unpack_from(buf, pos)
+    pos += 6
+    self.error_message, pos = _read_compact_nullable_string(buf, pos)
+    n1, pos = _read_compact_count(buf, pos)
+    a2 = []
+    for _ in range(n1):
+        e, pos = _r_ListPartitionReassignmentsResponse_OngoingTopicReassignment(buf, pos, version)
+        a2.append(e)
+    self.topics = a2
+    if buf[pos] == 0:
+        pos += 1
+    else:
+        pos = _skip_tagged_fields(buf, pos)
+    return self, pos
+
+
+def _w_ListPartitionReassignmentsResponse(out, self, version):
+    out += _S_ih.pack(self.throttle_time_ms, self.error_code)
+    _write_compact_nullable_string(out, self.error_message)
+    _write_compact_count(out, len(self.topics))
+    for e in self.topics:
+        _w_ListPartitionReassignmentsResponse_OngoingTopicReassignment(out, e, version)
+    out.append(0)
+
+
+def _r_ListPartitionReassignmentsResponse_OngoingTopicReassignment(buf, pos, version):
+    self = _new(_C_ListPartitionReassignmentsResponse_OngoingTopicReassignment)
+    self.name, pos = _read_compact_string(buf, pos)
+    n1, pos = _read_compact_count(buf, pos)
+    a2 = []
+    for _ in range(n1):
+        e, pos = _r_ListPartitionReassignmentsResponse_OngoingPartitionReassignment(buf, pos, version)
+        a2.append(e)
+    self.partitions = a2
+    if buf[pos] == 0:
+        pos += 1
+    else:
+        pos = _skip_tagged_fields(buf, pos)
+    return self, pos
+
+
+def _w_ListPartitionReassignmentsResponse_OngoingTopicReassignment(out, self, version):
+    _write_compact_string(out, self.name)
+    _write_compact_count(out, len(self.partitions))
+    for e in self.partitions:
+        _w_ListPartitionReassignmentsResponse_OngoingPartitionReassignment(out, e, version)
+    out.append(0)
+
+
+def _r_ListPartitionReassignmentsResponse_OngoingPartitionReassignment(buf, pos, version):
+    self = _new(_C_ListPartitionReassignmentsResponse_OngoingPartitionReassignment)
+    self.partition_index = _S_i.unpack_from(buf, pos)[0]
+    pos += 4
+    n1, pos = _read_compact_count(buf, pos)
+    self.replicas, pos = _read_fixed_array(buf, pos, n1, 'i', 4)
+    n2, pos = _read_compact_count(buf, pos)
+    self.adding_replicas, pos = _read_fixed_array(buf, pos, n2, 'i', 4)
+    n3, pos = _read_compact_count(buf, pos)
+    self.removing_replicas, pos = _read_fixed_array(buf, pos, n3, 'i', 4)
+    if buf[pos] == 0:
+        pos += 1
+    else:
+        pos = _skip_tagged_fields(buf, pos)
+    return self, pos
+
+
+def _w_ListPartitionReassignmentsResponse_OngoingPartitionReassignment(out, self, version):
+    out += _S_i.pack(self.partition_index)
+    _write_compact_count(out, len(self.replicas))
+    _write_fixed_array(out, self.replicas, 'i')
+    _write_compact_count(out, len(self.adding_replicas))
+    _write_fixed_array(out, self.adding_replicas, 'i')
+    _write_compact_count(out, len(self.removing_replicas))
+    _write_fixed_array(out, self.removing_replicas, 'i')
+    out.append(0)
+
+
 def _r_OffsetDeleteRequest(buf, pos, version):
     self = _new(_C_OffsetDeleteRequest)
     self.group_id, pos = _read_string(buf, pos)
@@ -10367,6 +12834,139 @@ def _w_DescribeClusterResponse_DescribeClusterBroker(out, self, version):
     out.append(0)
 
 
+def _r_DescribeProducersRequest(buf, pos, version):
+    self = _new(_C_DescribeProducersRequest)
+    n1, pos = _read_compact_count(buf, pos)
+    a2 = []
+    for _ in range(n1):
+        e, pos = _r_DescribeProducersRequest_TopicRequest(buf, pos, version)
+        a2.append(e)
+    self.topics = a2
+    if buf[pos] == 0:
+        pos += 1
+    else:
+        pos = _skip_tagged_fields(buf, pos)
+    return self, pos
+
+
+def _w_DescribeProducersRequest(out, self, version):
+    _write_compact_count(out, len(self.topics))
+    for e in self.topics:
+        _w_DescribeProducersRequest_TopicRequest(out, e, version)
+    out.append(0)
+
+
+def _r_DescribeProducersRequest_TopicRequest(buf, pos, version):
+    self = _new(_C_DescribeProducersRequest_TopicRequest)
+    self.name, pos = _read_compact_string(buf, pos)
+    n1, pos = _read_compact_count(buf, pos)
+    self.partition_indexes, pos = _read_fixed_array(buf, pos, n1, 'i', 4)
+    if buf[pos] == 0:
+        pos += 1
+    else:
+        pos = _skip_tagged_fields(buf, pos)
+    return self, pos
+
+
+def _w_DescribeProducersRequest_TopicRequest(out, self, version):
+    _write_compact_string(out, self.name)
+    _write_compact_count(out, len(self.partition_indexes))
+    _write_fixed_array(out, self.partition_indexes, 'i')
+    out.append(0)
+
+
+def _r_DescribeProducersResponse(buf, pos, version):
+    self = _new(_C_DescribeProducersResponse)
+    self.throttle_time_ms = _S_i.unpack_from(buf, pos)[0]
+    pos += 4
+    n1, pos = _read_compact_count(buf, pos)
+    a2 = []
+    for _ in range(n1):
+        e, pos = _r_DescribeProducersResponse_TopicResponse(buf, pos, version)
+        a2.append(e)
+    self.topics = a2
+    if buf[pos] == 0:
+        pos += 1
+    else:
+        pos = _skip_tagged_fields(buf, pos)
+    return self, pos
+
+
+def _w_DescribeProducersResponse(out, self, version):
+    out += _S_i.pack(self.throttle_time_ms)
+    _write_compact_count(out, len(self.topics))
+    for e in self.topics:
+        _w_DescribeProducersResponse_TopicResponse(out, e, version)
+    out.append(0)
+
+
+def _r_DescribeProducersResponse_TopicResponse(buf, pos, version):
+    self = _new(_C_DescribeProducersResponse_TopicResponse)
+    self.name, pos = _read_compact_string(buf, pos)
+    n1, pos = _read_compact_count(buf, pos)
+    a2 = []
+    for _ in range(n1):
+        e, pos = _r_DescribeProducersResponse_PartitionResponse(buf, pos, version)
+        a2.append(e)
+    self.partitions = a2
+    if buf[pos] == 0:
+        pos += 1
+    else:
+        pos = _skip_tagged_fields(buf, pos)
+    return self, pos
+
+
+def _w_DescribeProducersResponse_TopicResponse(out, self, version):
+    _write_compact_string(out, self.name)
+    _write_compact_count(out, len(self.partitions))
+    for e in self.partitions:
+        _w_DescribeProducersResponse_PartitionResponse(out, e, version)
+    out.append(0)
+
+
+def _r_DescribeProducersResponse_PartitionResponse(buf, pos, version):
+    self = _new(_C_DescribeProducersResponse_PartitionResponse)
+    self.partition_index, self.error_code = _S_ih.unpack_from(buf, pos)
+    pos += 6
+    self.error_message, pos = _read_compact_nullable_string(buf, pos)
+    n1, pos = _read_compact_count(buf, pos)
+    a2 = []
+    for _ in range(n1):
+        e, pos = _r_DescribeProducersResponse_ProducerState(buf, pos, version)
+        a2.append(e)
+    self.active_producers = a2
+    if buf[pos] == 0:
+        pos += 1
+    else:
+        pos = _skip_tagged_fields(buf, pos)
+    return self, pos
+
+
+def _w_DescribeProducersResponse_PartitionResponse(out, self, version):
+    out += _S_ih.pack(self.partition_index, self.error_code)
+    _write_compact_nullable_string(out, self.error_message)
+    _write_compact_count(out, len(self.active_producers))
+    for e in self.active_producers:
+        _w_DescribeProducersResponse_ProducerState(out, e, version)
+    out.append(0)
+
+
+def _r_DescribeProducersResponse_ProducerState(buf, pos, version):
+    self = _new(_C_DescribeProducersResponse_ProducerState)
+    self.producer_id, self.producer_epoch, self.last_sequence, self.last_timestamp, self.coordinator_epoch, self.current_txn_start_offset = _S_qiiqiq.unpack_from(buf, pos)
+    pos += 36
+    if buf[pos] == 0:
+        pos += 1
+    else:
+        pos = _skip_tagged_fields(buf, pos)
+    return self, pos
+
+
+def _w_DescribeProducersResponse_ProducerState(out, self, version):
+    out += _S_qiiqiq.pack(self.producer_id, self.producer_epoch, self.last_sequence, self.last_timestamp, self.coordinator_epoch, self.current_txn_start_offset)
+    out.append(0)
+
+
 REQUESTS: dict[int, type[Message]] = {
     0: ProduceRequest,
     1: FetchRequest,
@@ -10388,10 +12988,17 @@ REQUESTS: dict[int, type[Message]] = {
     22: InitProducerIdRequest,
     23: OffsetForLeaderEpochRequest,
     32: DescribeConfigsRequest,
+    33: AlterConfigsRequest,
+    35: DescribeLogDirsRequest,
     37: CreatePartitionsRequest,
     42: DeleteGroupsRequest,
+    43: ElectLeadersRequest,
+    44: IncrementalAlterConfigsRequest,
+    45: AlterPartitionReassignmentsRequest,
+    46: ListPartitionReassignmentsRequest,
     47: OffsetDeleteRequest,
     60: DescribeClusterRequest,
+    61: DescribeProducersRequest,
 }
 
 RESPONSES: dict[int, type[Message]] = {
@@ -10415,10 +13022,17 @@ RESPONSES: dict[int, type[Message]] = {
     22: InitProducerIdResponse,
     23: OffsetForLeaderEpochResponse,
     32: DescribeConfigsResponse,
+    33: AlterConfigsResponse,
+    35: DescribeLogDirsResponse,
     37: CreatePartitionsResponse,
     42: DeleteGroupsResponse,
+    43: ElectLeadersResponse,
+    44: IncrementalAlterConfigsResponse,
+    45: AlterPartitionReassignmentsResponse,
+    46: ListPartitionReassignmentsResponse,
     47: OffsetDeleteResponse,
     60: DescribeClusterResponse,
+    61: DescribeProducersResponse,
 }
 
 # api key -> first flexible version of the request (None: never flexible)
@@ -10443,10 +13057,17 @@ _REQUEST_FLEXIBLE: dict[int, int | None] = {
     22: 2,
     23: 4,
     32: 4,
+    33: 2,
+    35: 2,
     37: 2,
     42: 2,
+    43: 2,
+    44: 1,
+    45: 0,
+    46: 0,
     47: None,
     60: 0,
+    61: 0,
 }
 
 _RESPONSE_FLEXIBLE: dict[int, int | None] = {
@@ -10470,10 +13091,17 @@ _RESPONSE_FLEXIBLE: dict[int, int | None] = {
     22: 2,
     23: 4,
     32: 4,
+    33: 2,
+    35: 2,
     37: 2,
     42: 2,
+    43: 2,
+    44: 1,
+    45: 0,
+    46: 0,
     47: None,
     60: 0,
+    61: 0,
 }
 
 
