@@ -183,19 +183,41 @@ OPTIONS: list[Option] = [
 ]
 
 
+class ConfigError(ValueError):
+    """A bad option value; the message names the flag and its variable."""
+
+
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+_BY_NAME = {opt.name: opt for opt in OPTIONS}
+
+
+def option_source(name: str) -> str:
+    """How a user sets option ``name``: ``--flag-name (KAFSCALE_VARIABLE)``."""
+    opt = _BY_NAME.get(name)
+    return f"--{name.replace('_', '-')} ({opt.env})" if opt else name
+
+
+def _parse(opt: Option, text: str) -> Any:
+    try:
+        return opt.parse(text.strip())
+    except ValueError as exc:
+        kind = {int: "not an integer", float: "not a number"}.get(opt.parse)
+        raise ConfigError(f"{option_source(opt.name)}: {f'{kind}: {text!r}' if kind else exc}") from None
+
+
 def from_sources(flags: dict[str, Any], environ: dict[str, str] | None = None) -> Config:
-    """Build a Config: flags (already parsed, None when unset) over env over defaults."""
+    """Build a Config: flags (text as typed, or parsed values; None when unset) over
+    env over defaults. A bad value raises ConfigError naming the flag and the variable."""
     environ = os.environ if environ is None else environ
     values: dict[str, Any] = {}
     for opt in OPTIONS:
         flag_value = flags.get(opt.name)
+        if flag_value is None and environ.get(opt.env, "") != "":
+            flag_value = environ[opt.env]
+        if isinstance(flag_value, str) and opt.parse is not str:
+            flag_value = _parse(opt, flag_value)
         if flag_value is not None:
             values[opt.name] = flag_value
-        elif environ.get(opt.env, "") != "":
-            try:
-                values[opt.name] = opt.parse(environ[opt.env])
-            except ValueError as exc:
-                raise ValueError(f"{opt.env}: {exc}") from None
     cfg = Config(**values, explicit=frozenset(values))
     validate(cfg)
     return cfg
@@ -203,23 +225,29 @@ def from_sources(flags: dict[str, Any], environ: dict[str, str] | None = None) -
 
 def validate(cfg: Config) -> None:
     if bool(cfg.etcd_endpoints) != bool(cfg.s3_endpoint):
-        raise ValueError(
-            "set both KAFSCALE_ETCD_ENDPOINTS and KAFSCALE_S3_ENDPOINT, or neither for the local default"
-        )
+        raise ConfigError(f"{option_source('etcd_endpoints')} and {option_source('s3_endpoint')}: "
+                          "set both, or neither for the local default")
+    if cfg.log_level.upper() not in LOG_LEVELS:
+        raise ConfigError(f"{option_source('log_level')}: not a log level: {cfg.log_level!r} "
+                          f"(choose {', '.join(LOG_LEVELS[:-1])} or {LOG_LEVELS[-1]})")
+    for name in ("broker_port", "metrics_port"):
+        if not 0 <= getattr(cfg, name) <= 65535:
+            raise ConfigError(f"{option_source(name)}: not a port number (0-65535): {getattr(cfg, name)}")
     for name in ("segment_bytes", "cache_bytes", "max_pending_bytes", "max_request_bytes", "max_message_bytes",
                  "default_partitions", "lease_ttl_s", "flush_concurrency", "log_segment_bytes",
                  "compaction_interval_ms", "log_retention_check_interval_ms", "orphan_grace_ms",
                  "shutdown_timeout_s", "connections_max_idle_ms", "queued_max_request_bytes"):
         if getattr(cfg, name) <= 0:
-            raise ValueError(f"{name} must be positive")
+            raise ConfigError(f"{option_source(name)}: must be positive, not {getattr(cfg, name)}")
     if cfg.flush_interval_ms < 0:
-        raise ValueError("flush_interval_ms must not be negative")
+        raise ConfigError(f"{option_source('flush_interval_ms')}: must not be negative")
     if cfg.compaction_min_age_ms < 0:
-        raise ValueError("compaction_min_age_ms must not be negative")
-    if cfg.max_connections < 0 or cfg.max_connections_per_ip < 0:
-        raise ValueError("max_connections and max_connections_per_ip must not be negative")
+        raise ConfigError(f"{option_source('compaction_min_age_ms')}: must not be negative")
+    for name in ("max_connections", "max_connections_per_ip"):
+        if getattr(cfg, name) < 0:
+            raise ConfigError(f"{option_source(name)}: must not be negative (0: no limit)")
     if cfg.broker_id < 0:
-        raise ValueError("broker_id must not be negative")
+        raise ConfigError(f"{option_source('broker_id')}: must not be negative")
 
 
 def replace(cfg: Config, **changes: Any) -> Config:

@@ -16,7 +16,7 @@ from typing import Callable
 import curio
 
 from kafscale.broker.core import Broker
-from kafscale.config import Config
+from kafscale.config import Config, option_source
 from kafscale.errors import KafkaError
 from kafscale.metadata.cluster import Cluster
 from kafscale.metadata.etcd import EtcdStore
@@ -77,8 +77,8 @@ async def run(config: Config, on_ready: Callable[[str], None] | None = None) -> 
         signal.signal(sig, lambda *_: threading.Thread(target=stop.set, daemon=True).start())
     # Bind first so a port clash fails at once, then wait for etcd and S3 (in Kubernetes
     # they may start after us); /healthz answers meanwhile, /readyz says why not ready.
-    await server.bind()
-    await http.bind()
+    await _bind(server, config.bind_host, config.broker_port, "broker_port")
+    await _bind(http, config.bind_host, config.metrics_port, "metrics_port")
     http_task = await curio.spawn(http.serve, daemon=True)
     start_task = await curio.spawn(_start_when_reachable, broker, objects, daemon=True)
     while not start_task.terminated:
@@ -107,6 +107,18 @@ async def run(config: Config, on_ready: Callable[[str], None] | None = None) -> 
     store.close()
     log.info("stopped")
     return 0
+
+
+class ListenError(Exception):
+    """A listener could not bind: the port is taken or the address is not this host's."""
+
+
+async def _bind(listener: KafkaServer | HttpServer, host: str, port: int, option: str) -> None:
+    try:
+        await listener.bind()
+    except OSError as exc:
+        raise ListenError(f"{option_source(option)}: cannot listen on {host or '*'}:{port}: "
+                          f"{exc.strerror or exc}") from None
 
 
 async def _start_when_reachable(broker: Broker, objects: ObjectStore) -> None:

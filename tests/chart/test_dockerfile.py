@@ -92,7 +92,7 @@ def test_build_context_holds_the_sources_and_no_build_products():
         for src in sources:
             assert src in context or any(f.startswith(src + "/") for f in context), f"COPY {src}: not in the context"
     assert "kafscale/_fast/_kernels.pyx" in context
-    assert "kafscale/cli.py" in context
+    assert "kafscale/cli/__init__.py" in context
     leaked = sorted(f for f in context if re.search(r"(\.so|\.c|\.pyc)$|__pycache__|^(tests|\.venv|\.git|data|charts)/", f))
     assert not leaked, f"in the build context but should not be: {leaked[:10]}"
 

@@ -3,9 +3,11 @@
 Layers, highest first (a module may import its own layer, a sibling at the same rank,
 or anything lower; never anything higher)::
 
-    server  ->  broker  ->  {groups, storage, metadata}  ->  protocol  ->  _fast
+    server  ->  broker  ->  {groups, storage, metadata, admin}  ->  protocol  ->  _fast
 
-Outside the layers: ``kafscale/cli.py`` and ``kafscale/__main__.py`` (the top: may import
+(``admin`` is the blocking client the CLI administers clusters with.)
+
+Outside the layers: ``kafscale/cli/`` and ``kafscale/__main__.py`` (the top: may import
 any kafscale module and are imported by no layer; the library rules below still apply to
 them), ``kafscale/localstack.py`` (child processes; imports no layer and neither client
 library), and the shared leaf modules at the package root (``errors.py``, ``config.py``
@@ -33,7 +35,7 @@ import pytest
 PACKAGE = "kafscale"
 PACKAGE_DIR = pathlib.Path(__file__).resolve().parents[2] / PACKAGE
 
-RANK = {"_fast": 1, "protocol": 2, "groups": 3, "storage": 3, "metadata": 3, "broker": 4, "server": 5}
+RANK = {"_fast": 1, "protocol": 2, "groups": 3, "storage": 3, "metadata": 3, "admin": 3, "broker": 4, "server": 5}
 TOP = {"cli", "__main__"}  # may import anything; no layer imports them
 STANDALONE = {"localstack"}  # imports no layer; layers other than protocol/_fast may use it
 SANS_IO_LAYERS = {"protocol", "_fast"}
