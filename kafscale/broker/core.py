@@ -240,3 +240,17 @@ def _mirror(api_key: int, req: Any, resp: Any, code: int) -> None:
         resp.groups = [R.DescribedGroup(group_id=g, error_code=code) for g in req.groups]
     elif api_key == 42:  # DeleteGroups
         resp.results = [R.DeletableGroupResult(group_id=g, error_code=code) for g in req.groups_names]
+    elif api_key == 37:  # CreatePartitions
+        resp.results = [R.CreatePartitionsTopicResult(name=t.name, error_code=code) for t in req.topics]
+    elif api_key == 43:  # ElectLeaders (v0 has no top-level error code)
+        resp.replica_election_results = [R.ReplicaElectionResult(topic=t.topic, partition_result=[
+            R.PartitionResult(partition_id=p, error_code=code) for p in t.partitions])
+            for t in req.topic_partitions or []]
+    elif api_key == 45:  # AlterPartitionReassignments
+        resp.responses = [R.ReassignableTopicResponse(name=t.name, partitions=[
+            R.ReassignablePartitionResponse(partition_index=p.partition_index, error_code=code)
+            for p in t.partitions]) for t in req.topics]
+    elif api_key == 61:  # DescribeProducers
+        resp.topics = [R.TopicResponse(name=t.name, partitions=[
+            R.PartitionResponse(partition_index=p, error_code=code) for p in t.partition_indexes])
+            for t in req.topics]

@@ -24,7 +24,7 @@ import uuid
 import zlib
 from typing import Any
 
-from kafscale.errors import KafkaError
+from kafscale.errors import ErrorCode, KafkaError, UnknownTopicOrPartition
 from kafscale.metadata.cluster import Cluster, TopicRecord
 from kafscale.runtime import Runtime
 from kafscale.storage.engine import LogManager
@@ -186,6 +186,71 @@ class Membership:
             self.assignment = assign(self.logs.topics, list(key[0]))
             self._assigned_for = key
         return self.assignment.get((topic, partition), -1)
+
+    # -- admin: elections and reassignments --------------------------------------------
+
+    async def _partition(self, topic: str, partition: int) -> TopicRecord:
+        rec = await self.logs.lookup_topic(topic)
+        if rec is None or not 0 <= partition < rec.partitions:
+            raise UnknownTopicOrPartition(f"This server does not host {topic}-{partition}.")
+        return rec
+
+    def live_owner(self, topic: str, partition: int) -> int | None:
+        owner = self.logs.owners.get((topic, partition))
+        return owner.broker if owner is not None and owner.broker in self.live else None
+
+    async def elect(self, topic: str, partition: int, deadline: float) -> None:
+        """ElectLeaders for one partition: returns once it has a live owner. A partition
+        that has one needs no election (ELECTION_NOT_NEEDED); one the assignment gives to
+        us is claimed here; otherwise we wait (until ``deadline``, monotonic) for the
+        broker the assignment names to claim it, or for a dead owner's lease to expire."""
+        await self._partition(topic, partition)
+        owner = self.live_owner(topic, partition)
+        if owner is not None:
+            raise KafkaError(f"{topic}-{partition} is owned by live broker {owner}: no election needed.",
+                             ErrorCode.ELECTION_NOT_NEEDED)
+        desired = self.desired_owner(topic, partition)
+        if desired == self.broker_id and (topic, partition) not in self.logs.owners:
+            try:
+                await self.logs.owned_log(topic, partition)  # claims it
+                return
+            except KafkaError as exc:
+                log.info("elect %s-%d: claim failed (%s); waiting for an owner", topic, partition, exc)
+        await self.wake()
+        while self.rt.monotonic() < deadline:
+            await self.rt.sleep(0.05)
+            if self.live_owner(topic, partition) is not None:
+                return
+        dead = self.logs.owners.get((topic, partition))
+        why = (f"the owner record of broker {dead.broker}, which is not live, stays until its lease expires "
+               f"(within {self.ttl} s)" if dead is not None else f"broker {desired}, which the assignment "
+               "names, has not claimed it")
+        raise KafkaError(f"{topic}-{partition} has no live owner yet: {why}.",
+                         ErrorCode.ELIGIBLE_LEADERS_NOT_AVAILABLE)
+
+    async def check_reassignment(self, topic: str, partition: int, replicas: list[int] | None) -> None:
+        """AlterPartitionReassignments for one partition: accepted only when it asks for
+        what already is (the partition's owner alone). Kafscale does not move ownership
+        on request: every broker computes the same assignment from the live brokers, an
+        override would have to outlive brokers and topics in etcd and be honoured by all
+        of them, and there is no data to move: every broker reads the partition from S3."""
+        await self._partition(topic, partition)
+        if replicas is None:
+            raise KafkaError(f"No reassignment of {topic}-{partition} is in progress.",
+                             ErrorCode.NO_REASSIGNMENT_IN_PROGRESS)
+        owner = self.live_owner(topic, partition)
+        if owner is None:
+            owner = self.desired_owner(topic, partition)
+        if replicas == [owner]:
+            return
+        unknown = sorted(set(replicas) - set(self.live))
+        if unknown or not replicas or len(set(replicas)) != len(replicas):
+            raise KafkaError(f"Replicas {replicas} are empty, repeat a broker or name brokers that are not "
+                             f"registered ({unknown}).", ErrorCode.INVALID_REPLICA_ASSIGNMENT)
+        raise KafkaError(f"Kafscale does not reassign partitions: ownership of {topic}-{partition} follows "
+                         f"Kafscale's assignment over the live brokers (now broker {owner}) and the data "
+                         "is in S3, readable by every broker, so there is nothing to move.",
+                         ErrorCode.INVALID_REQUEST)
 
     # -- the lease ----------------------------------------------------------------------
 

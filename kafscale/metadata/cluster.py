@@ -29,7 +29,8 @@ from typing import Any
 
 import orjson
 
-from kafscale.errors import Fenced, KafkaError, ErrorCode, TopicExists, UnknownTopicOrPartition
+from kafscale.errors import (ErrorCode, Fenced, InvalidPartitions, KafkaError, TopicExists,
+                             UnknownTopicOrPartition)
 from kafscale.metadata.store import Delete, MetadataStore, Put, StoreUnavailable, ValueIs
 
 
@@ -173,6 +174,15 @@ def decode_log_start(raw: bytes | None) -> int:
     return int(orjson.loads(raw)["log_start"]) if raw else 0
 
 
+def check_partition_increase(current: int, requested: int) -> None:
+    """A topic's partition count only grows (Kafka's wording for the refusals)."""
+    if requested < current:
+        raise InvalidPartitions(f"Topic currently has {current} partitions, which is higher than "
+                                f"the requested {requested}.")
+    if requested == current:
+        raise InvalidPartitions(f"Topic already has {current} partition(s).")
+
+
 class CommitConflict(KafkaError):
     """The partition state moved under us (same epoch); reload and retry."""
 
@@ -278,6 +288,24 @@ class Cluster:
         if not ok:
             raise TopicExists(f"topic {name!r} already exists")
         return rec
+
+    def add_partitions(self, name: str, count: int) -> tuple[TopicRecord, TopicRecord]:
+        """Grow topic ``name`` to ``count`` partitions: one transaction comparing the topic
+        record's exact bytes (re-read and re-checked if another writer, say a config
+        change, got in between). The new partitions have no keys yet, so they are empty
+        and unowned; the topic watch makes every broker's assignment place them.
+        Returns (record before, record after)."""
+        key = self.keys.topic(name)
+        for _ in range(10):
+            raw = self.store.get(key)
+            if raw is None:
+                raise UnknownTopicOrPartition(f"The topic '{name}' does not exist.")
+            old = TopicRecord.decode(name, raw)
+            check_partition_increase(old.partitions, count)
+            new = TopicRecord(name, old.id, count, old.config, old.created_ms)
+            if self.store.txn([ValueIs(key, raw)], [Put(key, new.encode())]):
+                return old, new
+        raise CommitConflict(f"topic {name!r} kept changing while adding partitions; retry")
 
     def delete_topic(self, name: str) -> TopicRecord:
         key = self.keys.topic(name)

@@ -17,8 +17,9 @@ from typing import Any
 
 from kafscale import topic_configs
 from kafscale.config import Config
-from kafscale.errors import InvalidPartitions, InvalidTopic, KafkaError, NotLeader, TopicExists, UnknownTopicOrPartition
-from kafscale.metadata.cluster import Cluster, Leader, SegmentRef, TopicRecord
+from kafscale.errors import (ErrorCode, InvalidPartitions, InvalidTopic, KafkaError, NotLeader, TopicExists,
+                             UnknownTopicOrPartition)
+from kafscale.metadata.cluster import Cluster, Leader, SegmentRef, TopicRecord, check_partition_increase
 from kafscale.runtime import Runtime
 from kafscale.storage.cache import SegmentCache
 from kafscale.storage.compactor import Compactor
@@ -33,10 +34,31 @@ log = logging.getLogger(__name__)
 
 _TOPIC_RE = re.compile(r"^[a-zA-Z0-9._-]{1,249}$")
 
+MAX_PARTITIONS = 100_000  # per topic
+
 
 def validate_topic_name(name: str) -> None:
     if not name or name in (".", "..") or not _TOPIC_RE.match(name):
         raise InvalidTopic(f"invalid topic name {name!r}")
+
+
+def check_manual_assignment(added: int, assignments: list[list[int]], live_brokers: set[int]) -> None:
+    """Kafka's checks of a CreatePartitions manual assignment: one non-empty list of
+    distinct, registered brokers per new partition."""
+    if len(assignments) != added:
+        raise KafkaError(f"Attempted to add {added} additional partition(s), but only {len(assignments)} "
+                         "assignment(s) were specified.", ErrorCode.INVALID_REPLICA_ASSIGNMENT)
+    for brokers in assignments:
+        if not brokers:
+            raise KafkaError("The manual partition assignment includes an empty replica list.",
+                             ErrorCode.INVALID_REPLICA_ASSIGNMENT)
+        for broker in brokers:
+            if broker not in live_brokers:
+                raise KafkaError(f"The manual partition assignment includes broker {broker}, but no such "
+                                 "broker is registered.", ErrorCode.INVALID_REPLICA_ASSIGNMENT)
+        if len(set(brokers)) != len(brokers):
+            raise KafkaError("The manual partition assignment includes the same broker more than once.",
+                             ErrorCode.INVALID_REPLICA_ASSIGNMENT)
 
 
 class LogManager:
@@ -151,6 +173,8 @@ class LogManager:
             if rec is None or rec.id != plog.topic.id or p >= rec.partitions:
                 plog.lose_ownership("topic deleted")
                 del self.logs[(name, p)]
+            else:
+                plog.topic = rec  # (partitions added, or its config changed)
         self.topics = topics
         self.topics_by_id = {t.id_bytes: t for t in topics.values()}
         live = {t.id for t in topics.values()}
@@ -190,7 +214,7 @@ class LogManager:
         validate_topic_name(name)
         if partitions == -1:
             partitions = self.config.default_partitions
-        if partitions <= 0 or partitions > 100_000:
+        if partitions <= 0 or partitions > MAX_PARTITIONS:
             raise InvalidPartitions(f"invalid partition count {partitions}")
         config = topic_configs.validate(config or {})
         if validate_only:
@@ -200,6 +224,34 @@ class LogManager:
         rec = await self.rt.run_in_thread(self.cluster.create_topic, name, partitions, config)
         self._set_topics({**self.topics, name: rec})
         return rec
+
+    async def create_partitions(self, name: str, count: int, assignments: list[list[int]] | None,
+                                live_brokers: set[int], validate_only: bool = False) -> TopicRecord:
+        """Grow a topic to ``count`` partitions, stored in etcd before this returns; checks
+        as Kafka's CreatePartitions does. Manual ``assignments`` (one broker list per new
+        partition) are validated and then ignored: ownership follows the assignment over
+        the live brokers (broker/membership.py), and every broker owns some of the new
+        partitions as soon as its topic watch (or, here, the call below) sees them."""
+        rec = await self.lookup_topic(name)
+        if rec is None:
+            raise UnknownTopicOrPartition(f"The topic '{name}' does not exist.")
+        check_partition_increase(rec.partitions, count)
+        if count > MAX_PARTITIONS:
+            raise InvalidPartitions(f"Topic would have {count} partitions, more than the broker's limit "
+                                    f"of {MAX_PARTITIONS}.")
+        if assignments is not None:
+            check_manual_assignment(count - rec.partitions, assignments, live_brokers)
+            log.info("topic %s: ignoring the manual assignment of its new partitions: ownership "
+                     "follows Kafscale's broker assignment (the data is in S3)", name)
+        if validate_only:
+            return TopicRecord(name, rec.id, count, rec.config, rec.created_ms)
+        old, new = await self.rt.run_in_thread(self.cluster.add_partitions, name, count)
+        if name in self.topics:
+            self._set_topics({**self.topics, name: new})
+        log.info("topic %s: %d partitions, was %d", name, new.partitions, old.partitions)
+        if self.on_owners_changed:  # claim ours now rather than when the watch comes round
+            await self.on_owners_changed()
+        return new
 
     async def delete_topic(self, name: str) -> TopicRecord:
         rec = await self.rt.run_in_thread(self.cluster.delete_topic, name)
@@ -367,6 +419,27 @@ class LogManager:
             plog.lose_ownership(why)
             await plog.fail_pending(NotLeader(why))
 
+    @property
+    def log_dir(self) -> str:
+        """What admin tools call this broker's log directory: where its data lives."""
+        return f"s3://{self.config.s3_bucket}/{self.config.s3_namespace}"
+
+    def owned_sizes(self, wanted: dict[str, set[int]] | None = None) -> dict[str, dict[int, int]]:
+        """Bytes of committed segments per partition this broker owns, from the manifests
+        it holds in memory (no etcd read), by topic: of the ``wanted`` partitions, or of all."""
+        out: dict[str, dict[int, int]] = {}
+        for plog in self.owned_partitions():
+            if wanted is not None and plog.partition not in wanted.get(plog.name, ()):
+                continue
+            out.setdefault(plog.name, {})[plog.partition] = sum(s.size for s in plog.segments)
+        return out
+
+    async def describe_producers(self, name: str, partition: int) -> list[tuple[int, int, int, int]]:
+        """The idempotent producers of a partition this broker owns, from its producer
+        table: (id, epoch, last sequence, last timestamp). NOT_LEADER_OR_FOLLOWER elsewhere."""
+        plog = await self.owned_log(name, partition)
+        return plog.producers.describe()
+
     # -- the partitions watch -----------------------------------------------------------
 
     async def _load_owners(self) -> None:
@@ -498,4 +571,4 @@ class LogManager:
         self.cluster.store.ping()
 
 
-__all__ = ["LogManager", "ObjectStoreError", "validate_topic_name"]
+__all__ = ["MAX_PARTITIONS", "LogManager", "ObjectStoreError", "check_manual_assignment", "validate_topic_name"]

@@ -145,7 +145,7 @@ class TopicFlusher:
                 producers = state.producers
                 if any(w.producer for w in waiters):
                     producers = ProducerTable.committed_with(producers, (
-                        (w.producer, w.end - w.base, w.base) for w in waiters if w.producer is not None))
+                        (w.producer, w.end - w.base, w.base, w.max_ts) for w in waiters if w.producer is not None))
                 history = epochs.trimmed(epochs.with_epoch(state.epochs, plog.epoch, base), plog.log_start)
                 part.new_state = PartitionState(last + 1, state.log_start, producers, history)
                 part.new_raw = part.new_state.encode()

@@ -314,9 +314,9 @@ class PartitionLog:
         base = self.next_offset
         _fast.rewrite_base_offsets(batches, base, self.epoch)
         self.next_offset = base + n_offsets
-        append = Append(self.rt.event(), base, base + n_offsets, producer)
+        append = Append(self.rt.event(), base, base + n_offsets, producer, max_ts)
         if producer is not None:
-            self.producers.remember(producer, n_offsets, base)
+            self.producers.remember(producer, n_offsets, base, max_ts)
             self._producer_waiters[(producer[0], producer[2])] = append
         self.pending.add(batches, append, max_ts, self.rt.monotonic())
         self.mgr.backpressure.hold(len(batches))

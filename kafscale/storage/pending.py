@@ -21,10 +21,12 @@ __all__ = ["Append", "PendingAppends", "Backpressure"]
 
 
 class Append:
-    __slots__ = ("event", "base", "end", "error", "producer")
+    __slots__ = ("event", "base", "end", "error", "producer", "max_ts")
 
-    def __init__(self, event: Any, base: int, end: int, producer: tuple[int, int, int] | None) -> None:
+    def __init__(self, event: Any, base: int, end: int, producer: tuple[int, int, int] | None,
+                 max_ts: int = -1) -> None:
         self.event = event
+        self.max_ts = max_ts  # the batch's max timestamp (kept in the producer table)
         self.base = base
         self.end = end  # one past the last offset of this append
         self.error: KafkaError | None = None

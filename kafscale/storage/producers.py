@@ -1,9 +1,11 @@
 """The idempotent-producer table of one partition (KIP-98's producer state, in small).
 
-Per producer id, the epoch last seen and the sequence ranges and base offsets of its
-last PRODUCER_BATCHES batches::
+Per producer id, the epoch last seen and the sequence ranges, base offsets and max
+timestamps of its last PRODUCER_BATCHES batches::
 
-    {"<producer id>": [epoch, [[first_seq, last_seq, base_offset], ...oldest first]]}
+    {"<producer id>": [epoch, [[first_seq, last_seq, base_offset, max_timestamp], ...oldest first]]}
+
+(tables written before timestamps were kept have three-element batches.)
 
 That is the shape kept in the partition's committed state in etcd
 (``PartitionState.producers``), so it moves with the partition from owner to owner. An
@@ -50,7 +52,7 @@ class ProducerTable:
                 raise KafkaError(f"producer {pid} new epoch must start at sequence 0",
                                  ErrorCode.OUT_OF_ORDER_SEQUENCE_NUMBER)
             return None
-        for first, _last, base in batches:
+        for first, _last, base, *_ in batches:
             if first == seq:
                 return base
         expected = (batches[-1][1] + 1) & 0x7FFFFFFF
@@ -64,23 +66,33 @@ class ProducerTable:
                              ErrorCode.OUT_OF_ORDER_SEQUENCE_NUMBER)
         return None
 
-    def remember(self, producer: Producer, count: int, base: int) -> None:
+    def remember(self, producer: Producer, count: int, base: int, max_ts: int = -1) -> None:
         """Record an idempotent batch of ``count`` records appended at ``base``."""
         pid, epoch, seq = producer
         key = str(pid)
         entry = self.table.get(key)
         batches = list(entry[1]) if entry and entry[0] == epoch else []
-        batches.append([seq, (seq + count - 1) & 0x7FFFFFFF, base])
+        batches.append([seq, (seq + count - 1) & 0x7FFFFFFF, base, max_ts])
         self.table[key] = [epoch, batches[-PRODUCER_BATCHES:]]
         if len(self.table) > MAX_PRODUCERS:
             oldest = min(self.table, key=lambda k: self.table[k][1][-1][2])
             del self.table[oldest]
 
+    def describe(self) -> list[tuple[int, int, int, int]]:
+        """(producer id, epoch, last sequence, last batch's max timestamp or -1) of every
+        producer, by id (DescribeProducers)."""
+        out = []
+        for pid, (epoch, batches) in self.table.items():
+            last = batches[-1]
+            out.append((int(pid), epoch, last[1], last[3] if len(last) > 3 else -1))
+        return sorted(out)
+
     @classmethod
     def committed_with(cls, committed: dict[str, list],
-                       batches: Iterable[tuple[Producer, int, int]]) -> dict[str, list]:
-        """The table to commit: ``committed`` plus ``batches`` of (producer, count, base)."""
+                       batches: Iterable[tuple[Producer, int, int, int]]) -> dict[str, list]:
+        """The table to commit: ``committed`` plus ``batches`` of (producer, count, base,
+        max timestamp)."""
         table = cls(committed)
-        for producer, count, base in batches:
-            table.remember(producer, count, base)
+        for producer, count, base, max_ts in batches:
+            table.remember(producer, count, base, max_ts)
         return table.table

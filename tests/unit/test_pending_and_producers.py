@@ -81,8 +81,11 @@ def test_producer_table_duplicates_gaps_and_epochs():
 
 def test_producer_table_forgets_the_least_recent_writer_and_commits_copies():
     committed = {"1": [0, [[0, 0, 5]]]}
-    table = ProducerTable.committed_with(committed, [((2, 0, 0), 1, 6)])
+    table = ProducerTable.committed_with(committed, [((2, 0, 0), 1, 6, 1234)])
     assert set(table) == {"1", "2"} and committed == {"1": [0, [[0, 0, 5]]]}  # not changed
+    # (producer id, epoch, last sequence, last timestamp); a table from before timestamps: -1
+    assert ProducerTable(table).describe() == [(1, 0, 0, -1), (2, 0, 0, 1234)]
+    assert ProducerTable(table).check((1, 0, 0), 1) == 5  # old three-element batches still match
     t = ProducerTable()
     for pid in range(MAX_PRODUCERS + 1):
         t.remember((pid, 0, 0), 1, pid)

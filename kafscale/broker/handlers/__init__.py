@@ -1,13 +1,18 @@
 """One module per Kafka API; importing this package registers them all."""
 
 from kafscale.broker.handlers import (  # noqa: F401 - imported for registration
+    alter_partition_reassignments,
     api_versions,
+    create_partitions,
     create_topics,
     delete_groups,
     delete_records,
     delete_topics,
     describe_cluster,
     describe_groups,
+    describe_log_dirs,
+    describe_producers,
+    elect_leaders,
     fetch,
     find_coordinator,
     heartbeat,
@@ -16,6 +21,7 @@ from kafscale.broker.handlers import (  # noqa: F401 - imported for registration
     leave_group,
     list_groups,
     list_offsets,
+    list_partition_reassignments,
     metadata,
     offset_for_leader_epoch,
     offset_commit,
