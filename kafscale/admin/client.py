@@ -237,9 +237,10 @@ class Client:
             return out
         return self.retrying(call)
 
-    def log_sizes(self, topic: str) -> dict[int, int] | None:
+    def log_sizes(self, topic: str, partitions: Iterable[int]) -> dict[int, int] | None:
         """partition -> bytes, from DescribeLogDirs sent to every broker; None when no
         broker serves DescribeLogDirs."""
+        wanted = sorted(partitions)
         self.metadata([])
         sizes: dict[int, int] = {}
         answered = False
@@ -249,7 +250,7 @@ class Client:
             if not conn.supports(35):
                 continue
             answered = True
-            resp = conn.request(R(topics=[R.DescribableLogDirTopic(topic=topic, partitions=[])]))
+            resp = conn.request(R(topics=[R.DescribableLogDirTopic(topic=topic, partitions=wanted)]))
             check(getattr(resp, "error_code", 0), f"DescribeLogDirs on broker {node_id}")
             for result in resp.results:
                 for t in result.topics:

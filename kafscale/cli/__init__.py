@@ -16,6 +16,7 @@ from typing import NoReturn
 from kafscale.admin import ClientError
 
 from . import admin_commands, serve, stream
+from .common import UsageError, connection_options
 from .output import fail
 
 EXIT_FAILED = 1
@@ -39,7 +40,8 @@ def version() -> str:
 
 def build_parser() -> Parser:
     parser = Parser(prog="kafscale", description="Run a Kafscale broker (serve), or administer a Kafka "
-                    "cluster over the Kafka protocol (the other commands; docs/cli.md).")
+                    "cluster over the Kafka protocol (the other commands; docs/cli.md).",
+                    parents=[connection_options()])
     parser.add_argument("--version", action="version", version=f"kafscale {version()}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     serve.add_parser(sub)
@@ -55,6 +57,9 @@ def main(argv: list[str] | None = None) -> int:
     except ClientError as exc:
         fail(str(exc))
         return EXIT_FAILED
+    except UsageError as exc:
+        fail(str(exc))
+        return EXIT_USAGE
     except KeyboardInterrupt:
         fail("interrupted")
         return 130

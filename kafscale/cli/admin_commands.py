@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import argparse
 from datetime import datetime
-from typing import Any
+from typing import Any, Callable
 
 from kafscale.admin import Client, ClientError
 from kafscale.admin import client as ac
 from kafscale.admin.groupproto import decode_assignment
 
-from .common import client, connection_options, int_at_least, key_value
+from .common import UsageError, client, connection_options, int_at_least, key_value
 from .output import Table, emit, note
 
 
@@ -94,7 +94,7 @@ def topics_describe(args: argparse.Namespace) -> int:
         info = c.topic(args.topic)
         start = c.list_offsets(args.topic, ac.EARLIEST)
         end = c.list_offsets(args.topic, ac.LATEST)
-        sizes = c.log_sizes(args.topic)
+        sizes = c.log_sizes(args.topic, info.partitions)
         configs = None
         if c.any().supports(32):
             configs = {e.name: e.value for e in c.describe_configs(ac.RESOURCE_TOPIC, args.topic)
@@ -135,7 +135,7 @@ def topics_create(args: argparse.Namespace) -> int:
 
 def topics_alter(args: argparse.Namespace) -> int:
     if args.partitions is None and not args.config and not args.delete_config:
-        raise ClientError("topics alter: nothing to change (give -p, -c or --delete-config)")
+        raise UsageError("topics alter: nothing to change (give -p, -c or --delete-config)")
     done = []
     with client(args) as c:
         if args.partitions is not None:
@@ -143,17 +143,25 @@ def topics_alter(args: argparse.Namespace) -> int:
             done.append(f"partitions now {args.partitions}")
         if args.config or args.delete_config:
             c.alter_configs(ac.RESOURCE_TOPIC, args.topic, dict(args.config), args.delete_config)
-            done += [f"set {k}={v}" for k, v in args.config] + [f"deleted {k}" for k in args.delete_config]
+            done += _changes(args.config, args.delete_config)
     emit(args, {"topic": args.topic, "partitions": args.partitions, "set": dict(args.config),
                 "deleted": args.delete_config}, f"altered topic {args.topic}: {', '.join(done)}")
     return 0
 
 
-def topics_delete(args: argparse.Namespace) -> int:
+def _delete(args: argparse.Namespace, kind: str, name: str, delete: Callable[[Client, str], None]) -> int:
     with client(args) as c:
-        c.delete_topic(args.topic)
-    emit(args, {"topic": args.topic, "deleted": True}, f"deleted topic {args.topic}")
+        delete(c, name)
+    emit(args, {kind: name, "deleted": True}, f"deleted {kind} {name}")
     return 0
+
+
+def _changes(set_: list[tuple[str, str]], deleted: list[str]) -> list[str]:
+    return [f"set {k}={v}" for k, v in set_] + [f"deleted {k}" for k in deleted]
+
+
+def topics_delete(args: argparse.Namespace) -> int:
+    return _delete(args, "topic", args.topic, Client.delete_topic)
 
 
 # ---------------------------------------------------------------------- groups
@@ -253,10 +261,7 @@ def groups_reset(args: argparse.Namespace) -> int:
 
 
 def groups_delete(args: argparse.Namespace) -> int:
-    with client(args) as c:
-        c.delete_group(args.group)
-    emit(args, {"group": args.group, "deleted": True}, f"deleted group {args.group}")
-    return 0
+    return _delete(args, "group", args.group, Client.delete_group)
 
 
 # ---------------------------------------------------------------------- cluster
@@ -311,12 +316,11 @@ def configs_describe(args: argparse.Namespace) -> int:
 
 def configs_alter(args: argparse.Namespace) -> int:
     if not args.set and not args.delete:
-        raise ClientError("configs alter: nothing to change (give --set or --delete)")
+        raise UsageError("configs alter: nothing to change (give --set or --delete)")
     rtype, name, node = _resource(args)
     with client(args) as c:
         c.alter_configs(rtype, name, dict(args.set), args.delete, node)
     what = f"topic {name}" if rtype == ac.RESOURCE_TOPIC else f"broker {name}" if name else "the cluster"
-    changes = [f"set {k}={v}" for k, v in args.set] + [f"deleted {k}" for k in args.delete]
     emit(args, {"resource": what, "set": dict(args.set), "deleted": args.delete},
-         f"altered {what}: {', '.join(changes)}")
+         f"altered {what}: {', '.join(_changes(args.set, args.delete))}")
     return 0

@@ -10,6 +10,10 @@ from kafscale.admin import Client
 DEFAULT_BOOTSTRAP = "127.0.0.1:9092"
 
 
+class UsageError(Exception):
+    """Options that parse but make no sense together (exit code 2, like argparse's)."""
+
+
 def connection_options() -> argparse.ArgumentParser:
     """Options accepted before or after the subcommand (``kafscale -o json topics list``
     and ``kafscale topics list -o json`` are the same)."""

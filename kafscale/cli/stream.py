@@ -10,7 +10,6 @@ import sys
 import time
 from typing import Iterator
 
-from kafscale.admin import Client
 from kafscale.admin.consumer import Fetcher, GroupConsumer, Message, start_positions
 from kafscale.admin.producer import KeyValue, Producer
 
@@ -158,5 +157,3 @@ def _consume_loop(args: argparse.Namespace, poll, show, member: GroupConsumer | 
         elif args.timeout_ms is not None and (time.monotonic() - idle_since) * 1000 >= args.timeout_ms:
             return
 
-
-__all__ = ["Client", "add_parsers"]
