@@ -79,6 +79,7 @@ class Config:
     group_max_session_timeout_ms: int = 1_800_000
     group_max_size: int = 2**31 - 1
     offsets_retention_minutes: int = 7 * 24 * 60
+    offsets_retention_check_interval_ms: int = 600_000
     offset_metadata_max_bytes: int = 4096
     # Default segment.bytes of topics: compacted segments grow to 8-16 MiB, which the read
     # path reads whole and caches (storage/reader.py WHOLE_READ_LIMIT).
@@ -177,6 +178,9 @@ OPTIONS: list[Option] = [
     Option("offsets_retention_minutes", "KAFSCALE_OFFSETS_RETENTION_MINUTES", int,
            "How long the committed offsets of a group with no members are kept.",
            kafka="offsets.retention.minutes", dynamic=True),
+    Option("offsets_retention_check_interval_ms", "KAFSCALE_OFFSETS_RETENTION_CHECK_INTERVAL_MS", int,
+           "How often each coordinator removes expired offsets and empty groups left without any.",
+           kafka="offsets.retention.check.interval.ms"),
     Option("offset_metadata_max_bytes", "KAFSCALE_OFFSET_METADATA_MAX_BYTES", int,
            "Largest metadata string an offset commit may carry.", kafka="offset.metadata.max.bytes",
            dynamic=True),
@@ -236,6 +240,7 @@ def validate(cfg: Config) -> None:
     for name in ("segment_bytes", "cache_bytes", "max_pending_bytes", "max_request_bytes", "max_message_bytes",
                  "default_partitions", "lease_ttl_s", "flush_concurrency", "log_segment_bytes",
                  "compaction_interval_ms", "log_retention_check_interval_ms", "orphan_grace_ms",
+                 "offsets_retention_check_interval_ms", "offsets_retention_minutes", "group_max_size",
                  "shutdown_timeout_s", "connections_max_idle_ms", "queued_max_request_bytes"):
         if getattr(cfg, name) <= 0:
             raise ConfigError(f"{option_source(name)}: must be positive, not {getattr(cfg, name)}")

@@ -39,6 +39,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
 
+from kafscale.config import Config
 from kafscale.errors import ErrorCode
 
 NEW_MEMBER_JOIN_TIMEOUT = 300.0  # Kafka's NewMemberJoinTimeoutMs: 5 minutes
@@ -53,29 +54,62 @@ class GroupState(enum.Enum):
     DEAD = "Dead"
 
 
-@dataclass
+# GroupConfig attribute -> (the broker Config attribute it reads, multiplier)
+_SETTINGS: dict[str, tuple[str, int]] = {
+    "initial_rebalance_delay_ms": ("group_initial_rebalance_delay_ms", 1),
+    "min_session_timeout_ms": ("group_min_session_timeout_ms", 1),
+    "max_session_timeout_ms": ("group_max_session_timeout_ms", 1),
+    "max_size": ("group_max_size", 1),
+    "offsets_retention_ms": ("offsets_retention_minutes", 60_000),
+    "offset_metadata_max_bytes": ("offset_metadata_max_bytes", 1),
+    "offsets_retention_check_interval_ms": ("offsets_retention_check_interval_ms", 1),
+}
+
+
+def _setting(name: str) -> property:
+    attr, scale = _SETTINGS[name]
+
+    def get(self: "GroupConfig") -> int:
+        fixed = self._fixed.get(name)
+        return fixed if fixed is not None else int(getattr(self.source, attr)) * scale
+
+    def put(self: "GroupConfig", value: int) -> None:
+        self._fixed[name] = int(value)
+
+    return property(get, put, doc=f"``{attr}`` of the broker config" + (f" x {scale}" if scale != 1 else ""))
+
+
 class GroupConfig:
-    initial_rebalance_delay_ms: int = 3000
-    min_session_timeout_ms: int = 6000
-    max_session_timeout_ms: int = 1_800_000
-    offsets_retention_ms: int = 7 * 24 * 3600 * 1000
-    offset_metadata_max_bytes: int = 4096
+    """The coordinator's settings, read from the broker's ``Config`` at every use.
+
+    A view, not a copy: the dynamic broker config (AlterConfigs on a BROKER resource)
+    changes the Config object's attributes in place, and the next JoinGroup, commit or
+    expiry pass sees the new value without a restart. Keyword values fix a setting
+    regardless of the source (tests, embedding); a setting assigned here is fixed too.
+    """
+
+    def __init__(self, source: Any = None, **fixed: int) -> None:
+        self.source = source if source is not None else Config()
+        self._fixed: dict[str, int] = {}
+        for name, value in fixed.items():
+            if name not in _SETTINGS:
+                raise TypeError(f"GroupConfig has no setting {name!r}")
+            self._fixed[name] = int(value)
 
     @classmethod
     def from_config(cls, config: Any) -> "GroupConfig":
-        """Read the broker config; fields it lacks keep Kafka's defaults."""
-        out = cls()
-        for name, attr in (("initial_rebalance_delay_ms", "group_initial_rebalance_delay_ms"),
-                           ("min_session_timeout_ms", "group_min_session_timeout_ms"),
-                           ("max_session_timeout_ms", "group_max_session_timeout_ms"),
-                           ("offsets_retention_ms", "offsets_retention_ms"),
-                           ("offset_metadata_max_bytes", "offset_metadata_max_bytes")):
-            value = getattr(config, attr, None)
-            if value is None:
-                value = (getattr(config, "extra", None) or {}).get(attr)
-            if value is not None:
-                setattr(out, name, int(value))
-        return out
+        return cls(config)
+
+    initial_rebalance_delay_ms = _setting("initial_rebalance_delay_ms")
+    min_session_timeout_ms = _setting("min_session_timeout_ms")
+    max_session_timeout_ms = _setting("max_session_timeout_ms")
+    max_size = _setting("max_size")
+    offsets_retention_ms = _setting("offsets_retention_ms")
+    offset_metadata_max_bytes = _setting("offset_metadata_max_bytes")
+    offsets_retention_check_interval_ms = _setting("offsets_retention_check_interval_ms")
+
+    def __repr__(self) -> str:
+        return "GroupConfig(" + ", ".join(f"{n}={getattr(self, n)}" for n in _SETTINGS) + ")"
 
 
 # -- results -------------------------------------------------------------------------------
@@ -238,6 +272,7 @@ class Group:
         self.pending_sync: set[str] = set()
         self.subscribed: set[str] | None = None
         self.offsets: dict[tuple[str, int], OffsetEntry] = {}
+        self.pending_commits = 0  # offset commits being written (the group must not be removed)
         self.new_member_added = False
         # the delayed join (PreparingRebalance) and the pending-sync expiry
         self.join_deadline: float | None = None
@@ -380,6 +415,9 @@ class Group:
             return self._join_error("", ErrorCode.COORDINATOR_NOT_AVAILABLE)
         if not self._supports(protocol_type, protocols):
             return self._join_error("", ErrorCode.INCONSISTENT_GROUP_PROTOCOL)
+        refused = self._refuse_if_full(now, "", instance_id)
+        if refused is not None:
+            return refused
         new_id = self._new_member_id(client_id)
         if instance_id is not None:
             old_id = self.static.get(instance_id)
@@ -393,6 +431,39 @@ class Group:
         m = Member(new_id, instance_id, client_id, client_host, session_ms, rebalance_ms,
                    protocol_type, protocols)
         return self._add_and_rebalance(now, m)
+
+    def _accepts(self, member_id: str, instance_id: str | None) -> bool:
+        """Kafka's acceptJoiningMember: is there room for this member (group.max.size)?
+
+        While preparing a rebalance only the members that already rejoined count, so a
+        group over the limit (the limit was lowered) keeps the first ones to rejoin and
+        turns the last ones away; otherwise every member counts and only new ones wait."""
+        if self.state in (GroupState.EMPTY, GroupState.DEAD):
+            return True
+        if member_id == "" and instance_id is not None:
+            member_id = self.static.get(instance_id, "")  # a static member coming back
+        m = self.members.get(member_id)
+        limit = self.config.max_size
+        if self.state is GroupState.PREPARING_REBALANCE:
+            awaiting = sum(1 for x in self.members.values() if x.join_waiter is not None)
+            return (m is not None and m.join_waiter is not None) or awaiting < limit
+        return m is not None or len(self.members) < limit
+
+    def _refuse_if_full(self, now: float, member_id: str, instance_id: str | None) -> Waiter | None:
+        if self._accepts(member_id, instance_id):
+            return None
+        if member_id == "" and instance_id is not None:
+            member_id = self.static.get(instance_id, "")
+        m = self.members.get(member_id)
+        if m is not None:
+            self._remove_and_update(now, m)
+        elif self.pending_members.pop(member_id, None) is not None:
+            self._try_complete_join(now)
+        return self._join_error("", ErrorCode.GROUP_MAX_SIZE_REACHED)
+
+    @property
+    def over_capacity(self) -> bool:
+        return len(self.members) > self.config.max_size
 
     def _add_and_rebalance(self, now: float, m: Member) -> Waiter:
         w = Waiter("join", m.member_id)
@@ -413,6 +484,9 @@ class Group:
             return self._join_error(member_id, ErrorCode.COORDINATOR_NOT_AVAILABLE)
         if not self._supports(protocol_type, protocols):
             return self._join_error(member_id, ErrorCode.INCONSISTENT_GROUP_PROTOCOL)
+        refused = self._refuse_if_full(now, member_id, instance_id)
+        if refused is not None:
+            return refused
         if member_id in self.pending_members:
             m = Member(member_id, None, client_id, client_host, session_ms, rebalance_ms,
                        protocol_type, protocols)
@@ -700,6 +774,12 @@ class Group:
         if generation != self.generation:
             return ErrorCode.ILLEGAL_GENERATION
         self._heartbeat(now, m)
+        if self.state is GroupState.STABLE and self.over_capacity:
+            # group.max.size was lowered under this group (Kafka checks when it loads a
+            # group; here the limit changes at run time): rebalance, and the members that
+            # rejoin last are turned away with GROUP_MAX_SIZE_REACHED.
+            self._prepare_rebalance(now)
+            return ErrorCode.REBALANCE_IN_PROGRESS
         return ErrorCode.NONE
 
     def leave(self, now: float, members: Iterable[tuple[str, str | None]]) -> tuple[int, list[int]]:
@@ -827,26 +907,41 @@ class Group:
         return ErrorCode.NON_EMPTY_GROUP, {}
 
     def expired_offsets(self, now_ms: int) -> list[tuple[str, int]]:
-        """Offsets past retention (Kafka's rules, KIP-211 and KIP-496)."""
+        """Offsets past retention, by Kafka's rules (KIP-211, KIP-496):
+
+        - a group that never had a protocol (commits only): each offset
+          ``offsets.retention`` after its commit;
+        - an Empty group: all its offsets, ``offsets.retention`` after it became empty;
+        - a Stable consumer group: offsets of topics it no longer subscribes to, after
+          their commit;
+        - any other group: none.
+        An offset committed with an explicit retention (OffsetCommit v2-4) expires at
+        its own time instead, under the same rules of which offsets may go."""
+        subscribed: set[str] = set()
+        if self.protocol_type is None:
+            def base(e: OffsetEntry) -> int:
+                return e.commit_ms
+        elif self.state is GroupState.EMPTY:
+            def base(e: OffsetEntry) -> int:
+                return self.state_ms
+        elif (self.state is GroupState.STABLE and self.protocol_type == CONSUMER_PROTOCOL
+              and self.subscribed is not None):
+            subscribed = self.subscribed
+
+            def base(e: OffsetEntry) -> int:
+                return e.commit_ms
+        else:
+            return []
         retention = self.config.offsets_retention_ms
-        out = []
-        for tp, e in self.offsets.items():
-            if e.expire_ms is not None:
-                if now_ms >= e.expire_ms:
-                    out.append(tp)
-                continue
-            if self.protocol_type is None:
-                base = e.commit_ms  # offsets-only group: each offset on its own
-            elif self.state is GroupState.EMPTY:
-                base = self.state_ms
-            elif (self.state is GroupState.STABLE and self.protocol_type == CONSUMER_PROTOCOL
-                  and self.subscribed is not None and tp[0] not in self.subscribed):
-                base = e.commit_ms
-            else:
-                continue
-            if now_ms - base >= retention:
-                out.append(tp)
-        return out
+        return [tp for tp, e in self.offsets.items() if tp[0] not in subscribed and (
+            now_ms >= e.expire_ms if e.expire_ms is not None else now_ms - base(e) >= retention)]
+
+    @property
+    def removable(self) -> bool:
+        """Kafka's rule for the cleanup pass: an Empty group with no offsets (none
+        committed, none being committed) is deleted."""
+        return (self.state is GroupState.EMPTY and not self.offsets and not self.pending_members
+                and self.pending_commits == 0)
 
     # -- describe, persist -----------------------------------------------------------------
 

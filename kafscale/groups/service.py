@@ -33,8 +33,6 @@ from kafscale.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
-EXPIRY_INTERVAL_S = 60.0  # offsets retention + deleted-topic cleanup pass
-
 
 @dataclass
 class CommitPartition:
@@ -293,7 +291,11 @@ class GroupService:
             if ok:
                 group.offsets.update(entries)
 
-        ok = await self._write(group_id, ops, applied)
+        group.pending_commits += 1
+        try:
+            ok = await self._write(group_id, ops, applied)
+        finally:
+            group.pending_commits -= 1
         await self._settle(group)
         if not ok:
             return [ErrorCode.COORDINATOR_NOT_AVAILABLE if c == ErrorCode.NONE else c for c in codes]
@@ -443,7 +445,8 @@ class GroupService:
 
     async def _expiry(self) -> None:
         while True:
-            await self.rt.sleep(EXPIRY_INTERVAL_S)
+            # read at every pass: the setting may change at run time
+            await self.rt.sleep(self.config.offsets_retention_check_interval_ms / 1000.0)
             try:
                 await self.expire_offsets()
             except Exception as exc:  # noqa: BLE001 - retried on the next pass
@@ -455,9 +458,11 @@ class GroupService:
         now = self.now()
         now_ms = int(now * 1000)
         topics = self.topics()
-        removed = 0
+        removed = deleted = 0
         gone_topics: dict[str, bool] = {}
         for group in list(self.groups.values()):
+            if group.pending_commits:
+                continue  # a commit in flight may renew what would expire: next pass
             drop = set(group.expired_offsets(now_ms))
             for (topic, p), e in group.offsets.items():
                 rec = topics.get(topic)
@@ -473,13 +478,18 @@ class GroupService:
                 if await self._write(group.group_id, ops,
                                      lambda ok, g=group, d=drop: [g.offsets.pop(tp, None) for tp in d] if ok else None):
                     removed += len(drop)
-            if group.state is GroupState.EMPTY and not group.offsets and drop:
+            if group.removable and self.groups.get(group.group_id) is group:
+                # Dead first (no await in between), so nobody joins or commits while the
+                # delete is in flight; back to Empty if it fails.
+                group.mark_dead(now)
                 if await self._write(group.group_id, [self.cluster.group_delete(group.group_id)]):
-                    group.mark_dead(now)
                     if self.groups.get(group.group_id) is group:
                         del self.groups[group.group_id]
-        if removed:
-            log.info("expired %d committed offsets", removed)
+                    deleted += 1
+                else:
+                    group.state = GroupState.EMPTY
+        if removed or deleted:
+            log.info("expired %d committed offsets, removed %d empty groups", removed, deleted)
         return removed
 
 

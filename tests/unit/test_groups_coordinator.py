@@ -11,13 +11,14 @@ import struct
 
 import pytest
 
+from kafscale.config import Config
 from kafscale.errors import ErrorCode as E
 from kafscale.groups.coordinator import (Group, GroupConfig, GroupState as S, JoinResult, OffsetEntry,
                                          SyncResult, parse_subscription)
 
-CFG = GroupConfig(initial_rebalance_delay_ms=3000, min_session_timeout_ms=6000,
-                  max_session_timeout_ms=300_000, offsets_retention_ms=7 * 86_400_000,
-                  offset_metadata_max_bytes=100)
+SETTINGS = dict(initial_rebalance_delay_ms=3000, min_session_timeout_ms=6000, max_session_timeout_ms=300_000,
+                offsets_retention_ms=7 * 86_400_000, offset_metadata_max_bytes=100)
+CFG = GroupConfig(**SETTINGS)
 SESSION = 10_000
 REBALANCE = 30_000
 
@@ -66,9 +67,11 @@ def store_all(g: Group, now: float, ok: bool = True) -> int:
     return len(stores)
 
 
-def stable_group(n: int = 2, now: float = 0.0, **kw) -> tuple[Group, list[str], float]:
-    """A Stable group of n dynamic members (generation 1); returns it, member ids, time."""
-    g = new_group()
+def stable_group(n: int = 2, now: float = 0.0, config: GroupConfig | None = None,
+                 **kw) -> tuple[Group, list[str], float]:
+    """A Stable group of n dynamic members (generation 1); returns it, member ids, time.
+    Its settings are its own copy of CFG's, so a test may change them."""
+    g = new_group(config or GroupConfig(**SETTINGS))
     waiters = [join_new(g, now, client=f"c{i}", **kw) for i in range(n)]
     now = settle(g)
     if n > 1:
@@ -612,3 +615,151 @@ def test_restore_of_an_empty_group():
 
 def test_results_are_plain_data():
     assert JoinResult(E.NONE).members == [] and SyncResult(E.NONE).assignment == b""
+
+
+# -- settings read live from the broker config (issue #16) ------------------------------------
+
+def live_group(**settings) -> tuple[Group, Config]:
+    """A group whose GroupConfig is a view over a broker Config, as the broker builds it."""
+    config = Config(**settings)
+    n = itertools.count(1)
+    return Group("g", GroupConfig.from_config(config), 0.0,
+                 new_member_id=lambda client: f"{client}-{next(n)}"), config
+
+
+def test_group_config_reads_the_broker_config_at_every_use():
+    config = Config()
+    gc = GroupConfig.from_config(config)
+    assert (gc.min_session_timeout_ms, gc.max_session_timeout_ms, gc.max_size, gc.offsets_retention_ms,
+            gc.offset_metadata_max_bytes, gc.offsets_retention_check_interval_ms) == (
+        6000, 1_800_000, 2**31 - 1, 7 * 86_400_000, 4096, 600_000)
+    # the dynamic-config watcher sets attributes of the same Config object
+    config.group_min_session_timeout_ms = 1000
+    config.offsets_retention_minutes = 2
+    config.group_max_size = 3
+    assert (gc.min_session_timeout_ms, gc.offsets_retention_ms, gc.max_size) == (1000, 120_000, 3)
+    # fixed values (tests, embedding) win over the source; unknown names are refused
+    assert GroupConfig(config, max_size=9).max_size == 9
+    with pytest.raises(TypeError):
+        GroupConfig(offsets_retention_minutes=1)
+
+
+def test_session_timeout_bounds_change_without_a_restart():
+    g, config = live_group()
+    assert join(g, 0, session=3000).result.error == E.INVALID_SESSION_TIMEOUT
+    config.group_min_session_timeout_ms = 1000
+    assert join(g, 0, session=3000).result.error == E.MEMBER_ID_REQUIRED
+    config.group_max_session_timeout_ms = 2000
+    assert join(g, 0, session=3000).result.error == E.INVALID_SESSION_TIMEOUT
+
+
+def test_metadata_limit_changes_without_a_restart():
+    g, config = live_group()
+    assert g.check_metadata("x" * 4096) == E.NONE
+    assert g.check_metadata("x" * 4097) == E.OFFSET_METADATA_TOO_LARGE
+    config.offset_metadata_max_bytes = 10
+    assert g.check_metadata("é" * 6) == E.OFFSET_METADATA_TOO_LARGE  # bytes, not characters
+
+
+# -- group.max.size ---------------------------------------------------------------------------
+
+def test_a_new_member_of_a_full_stable_group_is_refused():
+    g, ids, now = stable_group(2)
+    g.config.max_size = 2
+    w = join(g, now + 1, client="late")
+    assert w.result.error == E.GROUP_MAX_SIZE_REACHED and w.result.member_id == ""
+    assert g.state is S.STABLE and sorted(g.members) == sorted(ids) and not g.pending_members
+    # old JoinGroup versions (no member id round trip) are refused the same way
+    assert join(g, now + 1, client="late", require=False).result.error == E.GROUP_MAX_SIZE_REACHED
+    # members already in the group still rejoin
+    assert join(g, now + 1, member_id=ids[1]).result.error == E.NONE
+    g.config.max_size = 3
+    assert join(g, now + 2, client="late").result.error == E.MEMBER_ID_REQUIRED
+
+
+def test_while_preparing_only_members_that_rejoined_count():
+    g = new_group(GroupConfig(initial_rebalance_delay_ms=3000, max_size=2))
+    a = join_new(g, 0, client="a")
+    b = join_new(g, 0, client="b")
+    assert g.state is S.PREPARING_REBALANCE and not a.done and not b.done
+    third = join(g, 0.5, client="c")
+    assert third.result.error == E.GROUP_MAX_SIZE_REACHED
+    # an id handed out before the group filled is refused when it comes back with it
+    g.config.max_size = 3
+    pending = join(g, 0.6, client="d").result.member_id
+    g.config.max_size = 2
+    assert join(g, 0.7, member_id=pending, client="d").result.error == E.GROUP_MAX_SIZE_REACHED
+    assert pending not in g.pending_members and pending not in g.members
+    settle(g)
+    assert a.result.error == E.NONE and b.result.error == E.NONE and len(g.members) == 2
+
+
+def test_a_group_over_a_lowered_limit_keeps_the_first_members_to_rejoin():
+    g, ids, now = stable_group(3)
+    g.config.max_size = 2
+    # the next heartbeat starts a rebalance (Kafka does this when it loads such a group)
+    assert g.heartbeat(now + 1, ids[0], None, 1) == E.REBALANCE_IN_PROGRESS
+    assert g.state is S.PREPARING_REBALANCE
+    first = join(g, now + 2, member_id=ids[2])
+    second = join(g, now + 2, member_id=ids[0])
+    last = join(g, now + 2, member_id=ids[1])
+    assert last.result.error == E.GROUP_MAX_SIZE_REACHED
+    assert ids[1] not in g.members
+    # the two that rejoined complete the rebalance at once: everyone left has rejoined
+    assert first.result.error == E.NONE and second.result.error == E.NONE
+    assert first.result.generation_id == 2 and g.state is S.COMPLETING_REBALANCE
+    assert sorted(g.members) == sorted([ids[0], ids[2]])
+
+
+def test_a_static_member_coming_back_to_a_full_group_takes_its_place():
+    g = new_group(GroupConfig(initial_rebalance_delay_ms=3000, max_size=1))
+    w = join(g, 0, client="s", instance="i1")
+    now = settle(g)
+    mid = w.result.member_id
+    g.sync(now, mid, "i1", 1, None, None, {mid: b"x"})
+    store_all(g, now)
+    assert g.state is S.STABLE
+    back = join(g, now + 1, client="s", instance="i1")
+    store_all(g, now + 1)
+    assert back.result.error == E.NONE and back.result.member_id != mid
+    assert join(g, now + 1, client="other", instance="i2").result.error == E.GROUP_MAX_SIZE_REACHED
+
+
+# -- offsets retention (KIP-211) --------------------------------------------------------------
+
+def test_offsets_expire_by_kafkas_rules_with_a_live_retention():
+    minute = 60_000
+    g, config = live_group(offsets_retention_minutes=10)
+    # commits only (no protocol ever): each offset on its own, from its commit
+    g.offsets = {("t", 0): OffsetEntry(1, commit_ms=0), ("t", 1): OffsetEntry(1, commit_ms=5 * minute)}
+    assert g.expired_offsets(10 * minute - 1) == []
+    assert g.expired_offsets(10 * minute) == [("t", 0)]
+    config.offsets_retention_minutes = 1  # an operator shortened it: the next pass sees it
+    assert sorted(g.expired_offsets(6 * minute)) == [("t", 0), ("t", 1)]
+    assert not g.removable  # it still has offsets
+    g.offsets.clear()
+    assert g.removable
+    g.pending_commits = 1  # a commit being written keeps the group
+    assert not g.removable
+
+
+def test_explicit_retention_does_not_expire_offsets_a_stable_group_subscribes_to():
+    g, (a, b), now = stable_group()
+    g.offsets = {("t", 0): OffsetEntry(1, commit_ms=0, expire_ms=10),
+                 ("other", 0): OffsetEntry(1, commit_ms=0, expire_ms=10)}
+    assert g.expired_offsets(20) == [("other", 0)]
+    # a group in the middle of a rebalance expires nothing (Kafka's "case _")
+    join_new(g, now + 1, client="new")
+    assert g.state is S.PREPARING_REBALANCE
+    assert g.expired_offsets(10**12) == []
+    assert not g.removable
+
+
+def test_an_emptied_group_loses_all_its_offsets_retention_after_it_emptied():
+    g, (a, b), now = stable_group()
+    g.offsets = {("t", 0): OffsetEntry(1, commit_ms=int(now * 1000))}
+    g.leave(now + 100, [(a, None), (b, None)])
+    assert g.state is S.EMPTY and g.state_ms == int((now + 100) * 1000)
+    retention = g.config.offsets_retention_ms
+    assert g.expired_offsets(g.state_ms + retention - 1) == []
+    assert g.expired_offsets(g.state_ms + retention) == [("t", 0)]

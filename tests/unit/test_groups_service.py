@@ -14,6 +14,7 @@ import time
 import curio
 import pytest
 
+from kafscale.config import Config
 from kafscale.errors import ErrorCode as E
 from kafscale.groups.coordinator import GroupConfig, GroupState
 from kafscale.groups.service import MAX_TXN_OPS, CommitPartition, GroupService, _chunks, _Write
@@ -241,3 +242,76 @@ def test_group_ids_with_odd_characters_round_trip(group_id):
     run(main)
     assert cluster.load_groups() == {group_id: (None, {("t", 0): cluster.store.get(
         cluster.keys.group_offset(group_id, "t", 0))})}
+
+
+# -- offsets retention and the cleanup pass (issue #16) ----------------------------------------
+
+def test_expiry_pass_follows_the_live_retention_and_removes_emptied_groups_from_etcd():
+    config = Config(group_initial_rebalance_delay_ms=50)
+    store, cluster, svc = make(config=GroupConfig.from_config(config))
+    cluster.create_topic("t", 2)
+    clock = [0.0]
+    real_now = svc.now
+    svc.now = lambda: real_now() + clock[0]  # a fake clock over the service's own
+
+    async def main():
+        await svc.start()
+        # a commits-only group, and a consumer group that has emptied
+        assert await svc.commit_offsets("simple", -1, "", None, -1, [CommitPartition("t", 0, 5)]) == [E.NONE]
+        mid = await join_and_sync(svc, "consumers")
+        assert await svc.commit_offsets("consumers", 1, mid, None, -1, [CommitPartition("t", 1, 7)]) == [E.NONE]
+        clock[0] = 30.0
+        assert await svc.leave("consumers", [(mid, None)]) == (E.NONE, [E.NONE])
+        assert svc.groups["consumers"].state is GroupState.EMPTY
+        clock[0] = 61.0  # a minute after the simple commit, 31 s after the group emptied
+        assert await svc.expire_offsets() == 0  # 7 days by default
+        config.offsets_retention_minutes = 1  # AlterConfigs: no restart
+        assert await svc.expire_offsets() == 1
+        assert "simple" not in svc.groups and "consumers" in svc.groups
+        clock[0] = 91.0
+        assert await svc.expire_offsets() == 1
+        assert svc.groups == {}
+        await svc.stop()
+
+    run(main)
+    assert cluster.load_groups() == {}  # the meta and offset keys are gone from etcd too
+
+
+def test_a_group_with_a_commit_in_flight_is_not_removed():
+    store, cluster, svc = make(CountingStore(delay=0.2))
+    cluster.create_topic("t", 1)
+
+    async def main():
+        await svc.start()
+        # an empty group with no offsets (its only member left before committing)
+        mid = await join_and_sync(svc, "g")
+        await svc.leave("g", [(mid, None)])
+        commit = await curio.spawn(svc.commit_offsets, "g", -1, "", None, -1, [CommitPartition("t", 0, 3)])
+        await curio.sleep(0.05)
+        assert svc.groups["g"].pending_commits == 1
+        assert await svc.expire_offsets() == 0
+        assert await commit.join() == [E.NONE]
+        await svc.stop()
+        return await svc.fetch_offsets("g", [("t", 0)])
+
+    code, rows = run(main)
+    assert rows[0][2].offset == 3
+    assert ("t", 0) in cluster.load_groups()["g"][1]
+
+
+def test_the_cleanup_runs_every_offsets_retention_check_interval():
+    config = Config(group_initial_rebalance_delay_ms=50, offsets_retention_check_interval_ms=100)
+    store, cluster, svc = make(config=GroupConfig.from_config(config))
+    cluster.create_topic("t", 1)
+
+    async def main():
+        await svc.start()
+        # an explicit retention (OffsetCommit v2-4) of 200 ms
+        assert await svc.commit_offsets("g", -1, "", None, 200, [CommitPartition("t", 0, 1)]) == [E.NONE]
+        assert "g" in cluster.load_groups()
+        await curio.sleep(0.6)
+        gone = "g" not in cluster.load_groups() and "g" not in svc.groups
+        await svc.stop()
+        return gone
+
+    assert run(main)
