@@ -25,7 +25,7 @@ import time
 import uuid
 from urllib.parse import quote, unquote
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 import orjson
 
@@ -183,6 +183,9 @@ def check_partition_increase(current: int, requested: int) -> None:
         raise InvalidPartitions(f"Topic already has {current} partition(s).")
 
 
+_RETRIES = 20  # compare-and-swap attempts of a read-modify-write before giving up
+
+
 class CommitConflict(KafkaError):
     """The partition state moved under us (same epoch); reload and retry."""
 
@@ -240,6 +243,13 @@ class Keys:
 
     def deletion(self, topic_id: str) -> str:
         return f"{self.p}/deleting/{topic_id}"
+
+    # dynamic broker configs: P/configs/cluster (every broker), P/configs/brokers/{id}
+    def configs(self) -> str:
+        return f"{self.p}/configs/"
+
+    def broker_configs(self, broker: str) -> str:
+        return f"{self.p}/configs/brokers/{broker}" if broker else f"{self.p}/configs/cluster"
 
     # consumer groups: P/groups/{quoted group}/meta and .../offsets/{topic}/{p}
     def groups(self) -> str:
@@ -332,6 +342,46 @@ class Cluster:
 
     def finish_deletion(self, topic_id: str) -> None:
         self.store.delete(self.keys.deletion(topic_id))
+
+    def alter_topic_config(self, name: str, change: Callable[[dict[str, str]], dict[str, str]]) -> TopicRecord:
+        """Replace the topic's config with ``change(current config)``, comparing the topic
+        record's exact bytes (a concurrent change makes us read again)."""
+        key = self.keys.topic(name)
+        for _ in range(_RETRIES):
+            raw = self.store.get(key)
+            if raw is None:
+                raise UnknownTopicOrPartition(f"unknown topic {name!r}")
+            rec = TopicRecord.decode(name, raw)
+            rec.config = change(dict(rec.config))
+            if self.store.txn([ValueIs(key, raw)], [Put(key, rec.encode())]):
+                return rec
+        raise CommitConflict(f"topic {name!r}: its config kept changing; retry")
+
+    # -- dynamic broker configs ---------------------------------------------------------
+
+    def dynamic_configs(self) -> dict[str, dict[str, str]]:
+        """The broker configs set at run time: {"": every broker's, "<id>": one broker's}."""
+        out: dict[str, dict[str, str]] = {}
+        brokers = self.keys.broker_configs("0")[:-1]
+        for key, raw in self.store.get_prefix(self.keys.configs()):
+            if key == self.keys.broker_configs(""):
+                out[""] = orjson.loads(raw)
+            elif key.startswith(brokers):
+                out[key[len(brokers):]] = orjson.loads(raw)
+        return out
+
+    def alter_broker_configs(self, broker: str, change: Callable[[dict[str, str]], dict[str, str]]
+                             ) -> dict[str, str]:
+        """Replace the run-time configs of broker ``broker`` ("" for every broker) with
+        ``change(current)``, compare-and-swap; an empty result removes the key."""
+        key = self.keys.broker_configs(broker)
+        for _ in range(_RETRIES):
+            raw = self.store.get(key)
+            new = change(orjson.loads(raw) if raw is not None else {})
+            op = Put(key, orjson.dumps(new, option=orjson.OPT_SORT_KEYS)) if new else Delete(key)
+            if self.store.txn([ValueIs(key, raw)], [op]):
+                return new
+        raise CommitConflict(f"broker configs {broker or '<default>'}: kept changing; retry")
 
     # -- partitions ---------------------------------------------------------------------
 

@@ -67,6 +67,11 @@ async def run(config: Config, on_ready: Callable[[str], None] | None = None) -> 
                          queued_max_request_bytes=config.queued_max_request_bytes,
                          connections_max_idle_ms=config.connections_max_idle_ms,
                          max_connections=config.max_connections, max_connections_per_ip=config.max_connections_per_ip)
+
+    def limits_changed() -> None:  # max.connections(.per.ip) are dynamic broker configs
+        server.max_connections, server.max_connections_per_ip = config.max_connections, config.max_connections_per_ip
+
+    broker.dynamic.on_change.append(limits_changed)
     probe = ReadinessProbe({"s3": logs.check_s3, "etcd": logs.check_etcd})
     http = HttpServer(config.bind_host, config.metrics_port, probe, lambda: metrics_text(broker, server))
 

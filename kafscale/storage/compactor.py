@@ -123,7 +123,7 @@ class Compactor:
         return replaced
 
     def target_bytes(self, plog: "PartitionLog") -> int:
-        return self.mgr.topic_config(plog.topic, "segment.bytes", self.config.log_segment_bytes)
+        return self.mgr.topic_value(plog.topic, "segment.bytes")
 
     async def compact_once(self, plog: "PartitionLog") -> int:
         """Merge the next planned run of ``plog``; the number of segments it replaced."""

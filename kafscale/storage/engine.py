@@ -15,7 +15,8 @@ import time
 from collections import Counter
 from typing import Any
 
-from kafscale import topic_configs
+from kafscale import broker_configs, topic_configs
+from kafscale.broker_configs import DynamicState
 from kafscale.config import Config
 from kafscale.errors import (ErrorCode, InvalidPartitions, InvalidTopic, KafkaError, NotLeader, TopicExists,
                              UnknownTopicOrPartition)
@@ -94,6 +95,9 @@ class LogManager:
         self.leases_required = False
         self.draining = False
         self.desired_owner = lambda topic, partition: self.broker_id
+        # The default of each topic config for topics that do not set it; the broker's
+        # dynamic configs (broker/dynconfig.py) replace this with one that follows them.
+        self.topic_default = lambda name: broker_configs.topic_default(name, config, DynamicState(), self.broker_id)
         self.on_owners_changed = None
 
     # -- lifecycle ----------------------------------------------------------------------
@@ -195,19 +199,25 @@ class LogManager:
     def topic(self, name: str) -> TopicRecord | None:
         return self.topics.get(name)
 
-    def topic_config(self, topic: TopicRecord, key: str, default: Any) -> Any:
-        value = topic.config.get(key)
-        if value is None:
-            return default
-        return type(default)(value)
+    def topic_value(self, topic: TopicRecord, name: str) -> Any:
+        """The typed value of topic config ``name`` for ``topic``: its own, else the
+        broker's default for topics (which an operator may change at run time)."""
+        return topic_configs.value(topic.config, name, self.topic_default(name))
 
     def max_message_bytes(self, topic: TopicRecord) -> int:
-        return self.topic_config(topic, "max.message.bytes", self.config.max_message_bytes)
+        return self.topic_value(topic, "max.message.bytes")
 
-    @staticmethod
-    def is_compacted(topic: TopicRecord) -> bool:
+    def cleanup_policies(self, topic: TopicRecord) -> set[str]:
+        return {policy.lower() for policy in self.topic_value(topic, "cleanup.policy")}
+
+    def is_compacted(self, topic: TopicRecord) -> bool:
         """cleanup.policy includes compact: every record needs a key (as in Kafka)."""
-        return topic_configs.is_compacted(topic.config)
+        return "compact" in self.cleanup_policies(topic)
+
+    def topic_changed(self, rec: TopicRecord) -> None:
+        """``rec`` was just written to etcd here: use it now (the watch brings it too)."""
+        if rec.name in self.topics:
+            self._set_topics({**self.topics, rec.name: rec})
 
     async def create_topic(self, name: str, partitions: int, config: dict[str, str] | None = None,
                            validate_only: bool = False) -> TopicRecord:

@@ -30,7 +30,6 @@ import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
-from kafscale import topic_configs
 from kafscale.errors import Fenced, KafkaError
 from kafscale.metadata.cluster import SegmentRef
 
@@ -104,12 +103,12 @@ class Lifecycle:
     async def apply_retention(self, plog: "PartitionLog") -> int:
         """Move ``plog``'s log start past its expired segments; the log start now."""
         topic = plog.topic
-        if "delete" not in topic_configs.cleanup_policies(topic.config):
+        if "delete" not in self.mgr.cleanup_policies(topic):
             return plog.log_start
         start = retained_start(
             plog.segments, now_ms=int(time.time() * 1000), log_start=plog.log_start, hw=plog.hw,
-            retention_ms=self.mgr.topic_config(topic, "retention.ms", self.config.log_retention_ms),
-            retention_bytes=self.mgr.topic_config(topic, "retention.bytes", self.config.log_retention_bytes))
+            retention_ms=self.mgr.topic_value(topic, "retention.ms"),
+            retention_bytes=self.mgr.topic_value(topic, "retention.bytes"))
         if start <= plog.log_start and not any(s.last < plog.log_start for s in plog.segments):
             return plog.log_start
         before = plog.log_start

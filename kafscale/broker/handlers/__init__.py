@@ -1,6 +1,7 @@
 """One module per Kafka API; importing this package registers them all."""
 
 from kafscale.broker.handlers import (  # noqa: F401 - imported for registration
+    alter_configs,
     alter_partition_reassignments,
     api_versions,
     create_partitions,
@@ -9,6 +10,7 @@ from kafscale.broker.handlers import (  # noqa: F401 - imported for registration
     delete_records,
     delete_topics,
     describe_cluster,
+    describe_configs,
     describe_groups,
     describe_log_dirs,
     describe_producers,
@@ -16,6 +18,7 @@ from kafscale.broker.handlers import (  # noqa: F401 - imported for registration
     fetch,
     find_coordinator,
     heartbeat,
+    incremental_alter_configs,
     init_producer_id,
     join_group,
     leave_group,

@@ -1,8 +1,9 @@
 """CreateTopics (key 19), versions 0-7.
 
 v1 validate_only and error messages; v5 flexible, and the created topic's partition
-count, replication factor and configs in the response; v7 topic ids. Replication is
-S3's job: any replication factor is accepted and reported as asked (-1 reports 1).
+count, replication factor and every config (as DescribeConfigs reports them) in the
+response; v7 topic ids. Replication is S3's job: any replication factor is accepted and
+reported as asked (-1 reports 1).
 """
 
 from __future__ import annotations
@@ -47,5 +48,6 @@ async def _create(ctx, req, t) -> "R.CreatableTopicResult":
     return R.CreatableTopicResult(
         name=t.name, topic_id=rec.id_bytes, error_code=0, num_partitions=rec.partitions,
         replication_factor=rf,
-        configs=[R.CreatableTopicConfigs(name=k, value=v, read_only=False, config_source=1,
-                                         is_sensitive=False) for k, v in sorted(rec.config.items())])
+        configs=[R.CreatableTopicConfigs(name=d.name, value=d.value, read_only=d.read_only, config_source=d.source,
+                                         is_sensitive=d.sensitive)
+                 for d in ctx.broker.dynamic.describe_topic(rec.config)])

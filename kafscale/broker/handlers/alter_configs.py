@@ -1,0 +1,45 @@
+"""AlterConfigs (key 33), versions 0-2.
+
+Replaces the whole set of configs of each resource: a TOPIC's own configs (checked as at
+CreateTopics), or a BROKER's run-time configs (name "" for every broker, an id for one;
+only dynamic broker configs). Stored in etcd before the answer and applied by every
+broker (broker/dynconfig.py). ``validate_only`` checks and stores nothing. A resource
+named twice in one request gets INVALID_REQUEST. v2 flexible.
+"""
+
+from __future__ import annotations
+
+from kafscale.broker.registry import ApiKey, handles
+from kafscale.errors import ErrorCode, KafkaError
+from kafscale.protocol.messages import AlterConfigsRequest, AlterConfigsResponse
+
+R = AlterConfigsResponse
+
+
+@handles(ApiKey.ALTER_CONFIGS, versions=(0, 2))
+async def alter_configs(ctx, req: AlterConfigsRequest) -> AlterConfigsResponse:
+    return R(responses=[R.AlterConfigsResourceResponse(
+        error_code=code, error_message=message, resource_type=r.resource_type, resource_name=r.resource_name)
+        for r, (code, message) in zip(req.resources, await alter_each(ctx, req, _replace))])
+
+
+def _replace(ctx, resource):
+    new = {c.name: c.value for c in resource.configs}
+    return lambda current: new
+
+
+async def alter_each(ctx, req, update_of) -> list[tuple[int, str | None]]:
+    """(error code, message) per resource of an AlterConfigs or IncrementalAlterConfigs
+    request; ``update_of(ctx, resource)`` gives the function from current configs to new."""
+    names = [(r.resource_type, r.resource_name) for r in req.resources]
+    out = []
+    for r, key in zip(req.resources, names):
+        if names.count(key) > 1:
+            out.append((ErrorCode.INVALID_REQUEST, f"Error due to duplicate resource {r.resource_name!r}"))
+            continue
+        try:
+            await ctx.broker.dynamic.alter(r.resource_type, r.resource_name, update_of(ctx, r), req.validate_only)
+            out.append((0, None))
+        except KafkaError as exc:
+            out.append((exc.code, str(exc)))
+    return out
