@@ -246,7 +246,8 @@ def test_create_topics_with_a_bad_config_is_invalid_config_for_kafka_python(brok
         topic = _kafka_python_create(admin, _topic("goodcfg"), {**GOOD_CONFIG, "preallocate": "TRUE"})
         assert topic["error_code"] == 0, topic
         # Every config is reported back (as DescribeConfigs would), the topic's own as stored.
-        stored = {k: c["value"] for k, c in topic["configs"].items() if c["config_source"] == 1}
+        stored = {k: c["value"] for k, c in topic["configs"].items()
+                  if c["config_source"] in (1, "DYNAMIC_TOPIC_CONFIG")}
         assert stored == {**GOOD_CONFIG, "preallocate": "true"}
         assert topic["configs"]["segment.bytes"]["value"] == str(16 << 20)
     finally:
