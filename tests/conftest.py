@@ -70,3 +70,12 @@ def pytest_runtest_makereport(item, call):
             for title, text in factory.log_tails():
                 report.sections.append((f"{title} [{report.when}]", text or "(empty)"))
     return report
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tests under tests/integration and tests/chart start real servers: mark them
+    ``integration`` (``-m "not integration"`` runs the unit tests alone)."""
+    for item in items:
+        parts = pathlib.Path(str(item.fspath)).relative_to(TESTS_DIR).parts
+        if parts and parts[0] in ("integration", "chart"):
+            item.add_marker(pytest.mark.integration)
