@@ -217,10 +217,12 @@ class Membership:
             except KafkaError as exc:
                 log.info("elect %s-%d: claim failed (%s); waiting for an owner", topic, partition, exc)
         await self.wake()
-        while self.rt.monotonic() < deadline:
+        while self.live_owner(topic, partition) is None:
+            if self.rt.monotonic() >= deadline:
+                break
             await self.rt.sleep(0.05)
-            if self.live_owner(topic, partition) is not None:
-                return
+        else:
+            return
         dead = self.logs.owners.get((topic, partition))
         why = (f"the owner record of broker {dead.broker}, which is not live, stays until its lease expires "
                f"(within {self.ttl} s)" if dead is not None else f"broker {desired}, which the assignment "

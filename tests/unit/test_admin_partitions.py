@@ -10,7 +10,7 @@ import pytest
 from kafscale.broker.membership import Membership, assign
 from kafscale.config import Config
 from kafscale.errors import ErrorCode, KafkaError
-from kafscale.metadata.cluster import Cluster, TopicRecord
+from kafscale.metadata.cluster import Cluster, Leader, TopicRecord
 from kafscale.metadata.memory import MemoryStore
 from kafscale.server.runtime import CurioRuntime
 from kafscale.storage.engine import LogManager, check_manual_assignment
@@ -96,6 +96,14 @@ def test_elect_claims_ours_waits_for_others_and_knows_when_none_is_needed():
             with pytest.raises(KafkaError) as err:
                 await m.elect("t", p, soon())
             assert err.value.code == code and needle in str(err.value), err.value
+
+        async def broker_1_claims():  # as its reconcile loop would, a moment later
+            await curio.sleep(0.1)
+            logs.owners[("t", theirs)] = Leader(1, 1, logs.topics["t"].id)
+
+        task = await curio.spawn(broker_1_claims)
+        await m.elect("t", theirs, m.rt.monotonic() + 5)  # returns once it has a live owner
+        await task.join()
 
     curio.run(main)
 
