@@ -7,11 +7,15 @@ import threading
 import time
 import uuid
 
+import pytest
+
 from kafscale.protocol import messages
 from tests.integration.test_clients import create_topic
 from tests.integration.test_cluster import agree, leaders
 from tests.support.procs import wait_for
 from tests.support.rawclient import RawClient
+
+pytestmark = pytest.mark.timeout(120)  # each takes seconds; a hang should not hold CI for the default 300
 
 OPTS = {"lease_ttl_s": 3}
 UNKNOWN_TOPIC_OR_PARTITION, NOT_LEADER, INVALID_PARTITIONS, INVALID_REPLICA_ASSIGNMENT = 3, 6, 37, 39
