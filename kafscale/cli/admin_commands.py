@@ -17,9 +17,12 @@ from .output import Table, emit, note
 def add_parsers(sub: argparse._SubParsersAction) -> None:
     common = connection_options()
 
-    def leaf(group: argparse._SubParsersAction, name: str, func: Any, help: str) -> argparse.ArgumentParser:
+    def leaf(group: argparse._SubParsersAction, name: str, func: Any, help: str,
+             subject: str | None = None) -> argparse.ArgumentParser:
         p = group.add_parser(name, parents=[common], help=help, description=help)
         p.set_defaults(func=func)
+        if subject:
+            p.add_argument(subject)
         return p
 
     def area(name: str, help: str) -> argparse._SubParsersAction:
@@ -28,27 +31,24 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
 
     topics = area("topics", "list, describe, create, alter and delete topics")
     leaf(topics, "list", topics_list, "list the topics")
-    p = leaf(topics, "describe", topics_describe, "partitions, offsets, sizes and non-default configs of a topic")
-    p.add_argument("topic")
-    p = leaf(topics, "create", topics_create, "create a topic")
-    p.add_argument("topic")
+    leaf(topics, "describe", topics_describe, "partitions, offsets, sizes and non-default configs of a topic",
+         "topic")
+    p = leaf(topics, "create", topics_create, "create a topic", "topic")
     p.add_argument("-p", "--partitions", type=int_at_least(1), default=-1, help="default: the broker's")
     p.add_argument("-r", "--replication-factor", type=int_at_least(1), default=-1, help="default: the broker's")
     p.add_argument("-c", "--config", type=key_value, action="append", default=[], metavar="KEY=VALUE")
-    p = leaf(topics, "alter", topics_alter, "add partitions to a topic, set or delete its configs")
-    p.add_argument("topic")
+    p = leaf(topics, "alter", topics_alter, "add partitions to a topic, set or delete its configs",
+             "topic")
     p.add_argument("-p", "--partitions", type=int_at_least(1), help="the new total number of partitions")
     p.add_argument("-c", "--config", type=key_value, action="append", default=[], metavar="KEY=VALUE")
     p.add_argument("--delete-config", action="append", default=[], metavar="KEY")
-    p = leaf(topics, "delete", topics_delete, "delete a topic")
-    p.add_argument("topic")
+    leaf(topics, "delete", topics_delete, "delete a topic", "topic")
 
     groups = area("groups", "list, describe, reset the offsets of and delete consumer groups")
     leaf(groups, "list", groups_list, "list the consumer groups")
-    p = leaf(groups, "describe", groups_describe, "state, members, assignment and lag of a group")
-    p.add_argument("group")
-    p = leaf(groups, "reset-offsets", groups_reset, "move a group's committed offsets (a dry run without --execute)")
-    p.add_argument("group")
+    leaf(groups, "describe", groups_describe, "state, members, assignment and lag of a group", "group")
+    p = leaf(groups, "reset-offsets", groups_reset, "move a group's committed offsets (a dry run without --execute)",
+             "group")
     p.add_argument("--topic", required=True)
     to = p.add_mutually_exclusive_group(required=True)
     to.add_argument("--to-earliest", action="store_true", help="the log start of each partition")
@@ -57,8 +57,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     to.add_argument("--to-datetime", metavar="ISO8601",
                     help="the first offset at or after this time (local time unless it has an offset)")
     p.add_argument("--execute", action="store_true", help="commit the new offsets (the group must be empty)")
-    p = leaf(groups, "delete", groups_delete, "delete a group with no members, and its offsets")
-    p.add_argument("group")
+    leaf(groups, "delete", groups_delete, "delete a group with no members, and its offsets", "group")
 
     cluster = area("cluster", "the cluster's brokers and partition owners")
     leaf(cluster, "describe", cluster_describe, "cluster id, brokers, and the owner of every partition")
