@@ -90,6 +90,8 @@ class Config:
     log_retention_ms: int = 7 * 24 * 3600 * 1000  # default retention.ms of topics
     log_retention_bytes: int = -1  # default retention.bytes of topics
     orphan_grace_ms: int = 3_600_000
+    http_auth_token: str = ""  # bearer token the console and /api need (docs/console.md)
+    http_basic_auth: str = ""  # "user:password" the console and /api accept
     extra: dict[str, Any] = field(default_factory=dict)
     # The options given by flag or variable (DescribeConfigs: STATIC_BROKER_CONFIG).
     explicit: frozenset[str] = frozenset()
@@ -184,6 +186,11 @@ OPTIONS: list[Option] = [
     Option("offset_metadata_max_bytes", "KAFSCALE_OFFSET_METADATA_MAX_BYTES", int,
            "Largest metadata string an offset commit may carry.", kafka="offset.metadata.max.bytes",
            dynamic=True),
+    Option("http_auth_token", "KAFSCALE_HTTP_AUTH_TOKEN", str,
+           "Bearer token the web console and /api need on the HTTP port (probes and /metrics stay open).",
+           sensitive=True),
+    Option("http_basic_auth", "KAFSCALE_HTTP_BASIC_AUTH", str,
+           "user:password the web console and /api accept as HTTP basic auth.", sensitive=True),
 ]
 
 
@@ -253,6 +260,9 @@ def validate(cfg: Config) -> None:
             raise ConfigError(f"{option_source(name)}: must not be negative (0: no limit)")
     if cfg.broker_id < 0:
         raise ConfigError(f"{option_source('broker_id')}: must not be negative")
+    user, colon, _password = cfg.http_basic_auth.partition(":")
+    if cfg.http_basic_auth and not (user and colon):
+        raise ConfigError(f"{option_source('http_basic_auth')}: expected user:password")  # (value not shown)
 
 
 def replace(cfg: Config, **changes: Any) -> Config:
