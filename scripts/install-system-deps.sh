@@ -7,6 +7,7 @@
 #   scripts/install-system-deps.sh --python-only  only what building the venv needs (make install)
 #
 #   kcat                       a librdkafka-based client the integration tests drive
+#   chromium                   a real browser, headless, for the web console's test
 #   build-essential            gcc/g++/make for the Cython extension and npm's lz4 (if missing)
 #   python3-dev                Python.h for the Cython extension (if missing)
 #   python3-venv               `python3 -m venv` (if missing)
@@ -29,6 +30,7 @@ missing=()
 
 if [ "$python_only" -eq 0 ]; then
     command -v kcat >/dev/null 2>&1 || missing+=(kcat)
+    command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 fi
 
 # A C compiler for the Cython extension; g++ and make also build kafkajs-lz4's native lz4.
