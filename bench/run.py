@@ -233,7 +233,7 @@ class Meter:
         if m1:
             puts = diff(m1, m0, "kafscale_s3_puts_total")
             segs = diff(m1, m0, "kafscale_segments_flushed_total")
-            flushed = diff(m1, m0, "kafscale_bytes_flushed_total")
+            flushed = diff(m1, m0, "kafscale_flushed_bytes_total")
             gets = sum(diff(m1, m0, k) for k in m1 if "s3_get" in k and "{" not in k)
             out.update({
                 "s3_puts": int(puts), "segments_flushed": int(segs), "bytes_flushed": int(flushed),

@@ -55,6 +55,7 @@ read_uvarint = _impl.read_uvarint
 write_varint = _impl.write_varint
 write_uvarint = _impl.write_uvarint
 walk_batches = _impl.walk_batches
+count_records = _impl.count_records
 check_records = _impl.check_records
 rewrite_base_offsets = _impl.rewrite_base_offsets
 scan_batches = _impl.scan_batches
@@ -87,6 +88,7 @@ __all__ = [
     "write_varint",
     "write_uvarint",
     "walk_batches",
+    "count_records",
     "check_records",
     "rewrite_base_offsets",
     "scan_batches",

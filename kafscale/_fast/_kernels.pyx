@@ -502,6 +502,22 @@ cdef int _check_start(Py_ssize_t start, Py_ssize_t n) except -1:
     return 0
 
 
+def count_records(const unsigned char[::1] buf):
+    """The records of the whole batches at the start of ``buf`` (their headers' record
+    counts; a partial batch at the end, as a fetch may return, is not counted)."""
+    cdef Py_ssize_t n = buf.shape[0]
+    cdef Py_ssize_t pos = 0, size
+    cdef int64_t total = 0
+    if n == 0:
+        return 0
+    while True:
+        size = _batch_size(&buf[0], pos, n)
+        if size < 0:
+            return total
+        total += _be32(&buf[0] + pos + 57)
+        pos += size
+
+
 def rewrite_base_offsets(unsigned char[::1] buf, int64_t base_offset, int32_t leader_epoch=-1):
     """Give each batch consecutive offsets from ``base_offset``; return the next offset.
 

@@ -25,6 +25,7 @@ import struct
 
 __all__ = [
     "OK",
+    "count_records",
     "TRUNCATED",
     "BAD_MAGIC",
     "BAD_CRC",
@@ -366,6 +367,19 @@ def _check_start(start: int, n: int) -> None:
     _i64(start)
     if start < 0 or start > n:
         raise ValueError(f"start {start} outside buffer of {n} bytes")
+
+
+def count_records(buf) -> int:
+    """The records of the whole batches at the start of ``buf`` (their headers' record
+    counts; a partial batch at the end, as a fetch may return, is not counted)."""
+    mv = _bytes_view(buf)
+    n, pos, total = len(mv), 0, 0
+    while True:
+        size = _batch_size(mv, pos, n)
+        if size < 0:
+            return total
+        total += _I32.unpack_from(mv, pos + 57)[0]
+        pos += size
 
 
 def rewrite_base_offsets(buf, base_offset: int, leader_epoch: int = -1) -> int:

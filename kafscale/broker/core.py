@@ -22,6 +22,7 @@ from kafscale.errors import ErrorCode, KafkaError
 from kafscale.groups.coordinator import GroupConfig
 from kafscale.groups.service import GroupService
 from kafscale.metadata.cluster import Cluster
+from kafscale.protocol.headers import api_name
 from kafscale.protocol import messages
 from kafscale.runtime import Runtime
 from kafscale.storage.engine import LogManager
@@ -86,6 +87,7 @@ class RequestContext:
     client_host: str = ""
     ticket: int = 0
     sequencer: Sequencer | None = None
+    arrived: float = 0.0  # time.monotonic() when the request's frame was read whole
 
     async def in_turn(self) -> None:
         """Wait until every earlier request of this connection has passed its turn."""
@@ -115,6 +117,7 @@ class Broker:
         import kafscale.broker.handlers  # noqa: F401 - registers every handler
 
         self.rt = rt
+        self.metrics = logs.metrics
         self.config = config
         self.cluster = cluster
         self.logs = logs
@@ -129,8 +132,6 @@ class Broker:
         self.registry = registry
         self.cluster_id = ""
         self.started_ms = int(time.time() * 1000)
-        self.requests: dict[int, int] = {}
-        self.errors: dict[int, int] = {}
 
     @property
     def me(self) -> BrokerInfo:
@@ -172,21 +173,25 @@ class Broker:
         return reg is not None and reg.min_version <= version <= reg.max_version
 
     async def handle(self, ctx: RequestContext, request: Any) -> Any:
+        t0 = time.monotonic()
+        response = await self._handle(ctx, request)
+        self.metrics.request_done(ctx.api_key, time.monotonic() - t0, response)
+        return response
+
+    async def _handle(self, ctx: RequestContext, request: Any) -> Any:
         reg = self.registry.get(ctx.api_key)
         assert reg is not None  # the server checked support before decoding
-        self.requests[ctx.api_key] = self.requests.get(ctx.api_key, 0) + 1
         if ctx.api_key != 0:  # only Produce keeps the connection's order (see Sequencer)
             await ctx.pass_turn()
         try:
             return await reg.fn(ctx, request)
         except KafkaError as exc:
             code = exc.code
-            log.info("api %d v%d from %s: %s", ctx.api_key, ctx.version, ctx.client_id, exc)
+            log.info("%s v%d from %s: %s", api_name(ctx.api_key), ctx.version, ctx.client_id, exc)
         except Exception:  # noqa: BLE001 - tier 3: log once, answer, keep the connection
             code = ErrorCode.UNKNOWN_SERVER_ERROR
-            log.exception("api %d v%d from %s (correlation %d) failed", ctx.api_key, ctx.version,
+            log.exception("%s v%d from %s (correlation %d) failed", api_name(ctx.api_key), ctx.version,
                           ctx.client_id, ctx.correlation_id)
-        self.errors[ctx.api_key] = self.errors.get(ctx.api_key, 0) + 1
         await ctx.pass_turn()
         return error_response(ctx.api_key, ctx.version, request, int(code))
 

@@ -419,8 +419,9 @@ class Cluster:
         key = self.keys.leader(topic, p)
         return self.store.txn([ValueIs(key, leader_raw)], [Delete(key)])
 
-    def owners(self) -> dict[tuple[str, int], tuple[Leader, bytes]]:
-        """Every partition's current owner record."""
+    def owners(self, hws: dict[tuple[str, int], int] | None = None) -> dict[tuple[str, int], tuple[Leader, bytes]]:
+        """Every partition's current owner record; with ``hws``, also fills it with every
+        partition's committed high watermark (from the same read)."""
         out = {}
         prefix = f"{self.keys.p}/partitions/"
         for key, raw in self.store.get_prefix(prefix):
@@ -429,6 +430,9 @@ class Cluster:
                 leader = Leader.decode(raw)
                 if leader is not None:
                     out[(topic, int(part))] = (leader, raw)
+            elif hws is not None and key.endswith("/state"):
+                topic, part = key[len(prefix):-len("/state")].rsplit("/", 1)
+                hws[(topic, int(part))] = PartitionState.decode(raw).hw
         return out
 
     # -- brokers ------------------------------------------------------------------------

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from typing import Callable, Iterable
 
 import etcd3
@@ -19,6 +20,7 @@ import etcd3.transactions
 import etcd3.utils
 import grpc
 
+from kafscale.metrics import Metrics
 from kafscale.metadata.store import MetadataStore, Op, Put, StoreUnavailable, ValueIs, WatchEvent
 
 log = logging.getLogger(__name__)
@@ -44,15 +46,17 @@ def parse_endpoints(text: str) -> list[tuple[str, int]]:
 
 
 class EtcdStore(MetadataStore):
-    def __init__(self, endpoints: str, timeout: float = 5.0) -> None:
+    def __init__(self, endpoints: str, timeout: float = 5.0, metrics: Metrics | None = None) -> None:
         eps = [etcd3.Endpoint(h, p, secure=False, time_retry=1.0) for h, p in parse_endpoints(endpoints)]
         self._client = etcd3.MultiEndpointEtcd3Client(endpoints=eps, timeout=timeout, failover=True)
         self._closed = False
+        self.metrics = metrics or Metrics()  # transaction latency and errors (kafscale/metrics.py)
 
     def _call(self, fn, *args, **kwargs):
         try:
             return fn(*args, **kwargs)
         except _ERRORS as exc:
+            self.metrics.etcd_errors.labels(getattr(fn, "__name__", "call").strip("_")).inc()
             raise StoreUnavailable(f"etcd: {type(exc).__name__}: {exc}") from exc
 
     def get(self, key: str) -> bytes | None:
@@ -103,9 +107,13 @@ class EtcdStore(MetadataStore):
                 cmp.append(t.version(c.key) == 0)
             else:
                 cmp.append(t.value(c.key) == c.value)
-        ok, _ = self._call(self._client.transaction, compare=cmp,
-                           success=[self._op(o) for o in success],
-                           failure=[self._op(o) for o in failure])
+        t0 = time.monotonic()
+        try:
+            ok, _ = self._call(self._client.transaction, compare=cmp,
+                               success=[self._op(o) for o in success],
+                               failure=[self._op(o) for o in failure])
+        finally:
+            self.metrics.etcd_txn_seconds.observe(time.monotonic() - t0)
         return bool(ok)
 
     def watch_prefix(self, prefix: str, callback: Callable[[list[WatchEvent] | None], None]) -> Callable[[], None]:

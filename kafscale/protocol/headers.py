@@ -205,3 +205,12 @@ def decode_response(api_key: int, api_version: int, frame: Buffer) -> tuple[int,
     if reader.pos != len(mv):
         raise DecodeError(f"{len(mv) - reader.pos} trailing bytes after {cls.__name__} v{api_version}")
     return correlation_id, response
+
+
+def api_name(api_key: int) -> str:
+    """Kafka's name of an API ("Produce", "DescribeConfigs"), or its number if unknown."""
+    cls = REQUESTS.get(api_key)
+    return cls.__name__[:-len("Request")] if cls is not None else str(api_key)
+
+
+API_NAMES = {key: api_name(key) for key in REQUESTS}

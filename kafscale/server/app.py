@@ -11,17 +11,21 @@ import logging
 import signal
 import threading
 import time
-from typing import Callable
+from typing import Any, Callable
 
 import curio
 
+from kafscale import __version__
 from kafscale.broker.core import Broker
 from kafscale.config import Config, option_source
 from kafscale.errors import KafkaError
 from kafscale.metadata.cluster import Cluster
 from kafscale.metadata.etcd import EtcdStore
 from kafscale.metadata.store import StoreUnavailable
-from kafscale.server.http import HttpServer, ReadinessProbe
+from kafscale.metrics import BrokerCollector, Metrics
+from kafscale.protocol.headers import API_NAMES
+from kafscale.server.console import ClusterView, Console, traffic_totals
+from kafscale.server.http import HttpAuth, HttpServer, ReadinessProbe
 from kafscale.server.kafka import KafkaServer
 from kafscale.server.runtime import CurioRuntime
 from kafscale.storage.engine import LogManager
@@ -31,37 +35,35 @@ from kafscale.storage.objectstore import S3ObjectStore
 log = logging.getLogger("kafscale")
 
 
-def metrics_text(broker: Broker, server: KafkaServer) -> str:
+def broker_state(broker: Broker, server: KafkaServer, probe: ReadinessProbe) -> dict[str, Any]:
+    """What /metrics reports of the broker's state (metrics.BrokerCollector), read from
+    memory when scraped."""
     logs = broker.logs
-    lines = [
-        "# TYPE kafscale_connections gauge", f"kafscale_connections {len(server.connections)}",
-        "# TYPE kafscale_connections_accepted_total counter",
-        f"kafscale_connections_accepted_total {server.accepted}",
-        "# TYPE kafscale_pending_bytes gauge", f"kafscale_pending_bytes {logs.pending_bytes}",
-        "# TYPE kafscale_cache_bytes gauge", f"kafscale_cache_bytes {logs.cache.bytes}",
-        "# TYPE kafscale_cache_hits_total counter", f"kafscale_cache_hits_total {logs.cache.hits}",
-        "# TYPE kafscale_cache_misses_total counter", f"kafscale_cache_misses_total {logs.cache.misses}",
-        "# TYPE kafscale_partitions_owned gauge",
-        f"kafscale_partitions_owned {sum(1 for p in logs.logs.values() if p.owned)}",
-    ]
-    for name, value in sorted(logs.stats.items()):
-        lines += [f"# TYPE kafscale_{name}_total counter", f"kafscale_{name}_total {value}"]
-    lines.append("# TYPE kafscale_requests_total counter")
-    for key, n in sorted(broker.requests.items()):
-        lines.append(f'kafscale_requests_total{{api_key="{key}"}} {n}')
-    lines.append("# TYPE kafscale_request_errors_total counter")
-    for key, n in sorted(broker.errors.items()):
-        lines.append(f'kafscale_request_errors_total{{api_key="{key}"}} {n}')
-    return "\n".join(lines) + "\n"
+    stats = dict(logs.stats)
+    stats.update(broker.groups.stats)
+    offsets = []
+    for group in broker.groups.groups.values():  # the groups this broker coordinates
+        for (topic, partition), entry in group.offsets.items():
+            offsets.append((group.group_id, topic, partition, entry.offset, logs.high_watermark(topic, partition)))
+    return {
+        "broker_id": broker.config.broker_id, "cluster_id": broker.cluster_id, "version": __version__,
+        "connections": len(server.connections), "accepted": server.accepted, "idle_closed": server.idle_closed,
+        "partitions_owned": sum(1 for p in logs.logs.values() if p.owned),
+        "lease_up": int(broker.membership.lease_ok), "ready": int(probe.ready),
+        "pending_bytes": logs.pending_bytes, "cache_bytes": logs.cache.bytes, "cache_hits": logs.cache.hits,
+        "cache_misses": logs.cache.misses, "live_brokers": len(broker.membership.live), "topics": len(logs.topics),
+        "stats": stats, "group_offsets": offsets,
+    }
 
 
 async def run(config: Config, on_ready: Callable[[str], None] | None = None) -> int:
     rt = CurioRuntime()
-    store = EtcdStore(config.etcd_endpoints, timeout=config.etcd_timeout_s)
+    metrics = Metrics(API_NAMES)
+    store = EtcdStore(config.etcd_endpoints, timeout=config.etcd_timeout_s, metrics=metrics)
     objects = S3ObjectStore(config.s3_endpoint, config.s3_bucket, config.s3_access_key, config.s3_secret_key,
-                            config.s3_region, timeout=config.s3_timeout_s)
+                            config.s3_region, timeout=config.s3_timeout_s, metrics=metrics)
     cluster = Cluster(store, config.etcd_prefix)
-    logs = LogManager(rt, config, cluster, objects)
+    logs = LogManager(rt, config, cluster, objects, metrics)
     broker = Broker(rt, config, cluster, logs)
     server = KafkaServer(broker, config.bind_host, config.broker_port, config.max_request_bytes,
                          queued_max_request_bytes=config.queued_max_request_bytes,
@@ -73,7 +75,10 @@ async def run(config: Config, on_ready: Callable[[str], None] | None = None) -> 
 
     broker.dynamic.on_change.append(limits_changed)
     probe = ReadinessProbe({"s3": logs.check_s3, "etcd": logs.check_etcd})
-    http = HttpServer(config.bind_host, config.metrics_port, probe, lambda: metrics_text(broker, server))
+    metrics.registry.register(BrokerCollector(lambda: broker_state(broker, server, probe)))
+    console = Console(ClusterView(broker, probe), traffic=lambda: traffic_totals(metrics))
+    http = HttpServer(config.bind_host, config.metrics_port, probe, metrics.exposition, routes=console.routes(),
+                      auth=HttpAuth(config.http_auth_token, config.http_basic_auth))
 
     stop = curio.UniversalEvent()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -85,11 +90,13 @@ async def run(config: Config, on_ready: Callable[[str], None] | None = None) -> 
     await _bind(server, config.bind_host, config.broker_port, "broker_port")
     await _bind(http, config.bind_host, config.metrics_port, "metrics_port")
     http_task = await curio.spawn(http.serve, daemon=True)
+    rates_task = await curio.spawn(console.run, daemon=True)
     start_task = await curio.spawn(_start_when_reachable, broker, objects, daemon=True)
     while not start_task.terminated:
         if stop.is_set():
             await start_task.cancel()
             await http_task.cancel()
+            await rates_task.cancel()
             store.close()
             return 0
         await curio.ignore_after(0.1, stop.wait)
@@ -109,6 +116,7 @@ async def run(config: Config, on_ready: Callable[[str], None] | None = None) -> 
     await server.drain(config.shutdown_timeout_s / 3)
     await broker.stop(max(1.0, deadline - time.monotonic() - 2.0))
     await http_task.cancel()
+    await rates_task.cancel()
     store.close()
     log.info("stopped")
     return 0

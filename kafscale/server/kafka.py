@@ -33,6 +33,7 @@ import curio
 from kafscale.broker.core import Broker, RequestContext, Sequencer
 from kafscale.broker.handlers.api_versions import unsupported_version_response
 from kafscale.broker.registry import ApiKey
+from kafscale.protocol.headers import api_name
 from kafscale.protocol import headers
 from kafscale.protocol.frames import FrameDecoder
 from kafscale.protocol.primitives import DecodeError
@@ -311,6 +312,7 @@ class Connection:
             server.forget(self)
 
     async def _handle(self, frame: memoryview, ticket: int) -> list | _Close | None:
+        arrived = time.monotonic()
         try:
             if len(frame) >= 2 and int.from_bytes(frame[:2], "big", signed=True) in SERIAL_APIS:
                 async with self.serial:
@@ -319,8 +321,8 @@ class Connection:
                     # every other connection unread until its end. A timed sleep lets the
                     # ready queue drain and the sockets be polled between two of them.
                     await curio.sleep(1e-6)
-                    return await self.process(frame, ticket)
-            return await self.process(frame, ticket)
+                    return await self.process(frame, ticket, arrived)
+            return await self.process(frame, ticket, arrived)
         except CloseConnection as exc:
             return _Close(str(exc))
         except Exception:  # noqa: BLE001 - a bug: logged once with its traceback; the connection closes
@@ -374,7 +376,7 @@ class Connection:
                     self._shutdown()
                     return
 
-    async def process(self, frame: memoryview, ticket: int = 0) -> list | None:
+    async def process(self, frame: memoryview, ticket: int = 0, arrived: float = 0.0) -> list | None:
         """The response to one request frame, as buffers to send in order (or None)."""
         if len(frame) < _PEEK.size:
             raise CloseConnection("request shorter than a header")
@@ -385,13 +387,13 @@ class Connection:
                 # Kafka answers with a v0 response naming what it supports.
                 return headers.encode_response_parts(
                     (api_key, 0, correlation_id), unsupported_version_response())
-            raise CloseConnection(f"unsupported API {api_key} version {version}")
+            raise CloseConnection(f"unsupported API {api_name(api_key)} version {version}")
         try:
             header, request = headers.decode_request(frame)
         except (DecodeError, headers.UnknownApiKey, headers.UnsupportedVersion) as exc:
-            raise CloseConnection(f"malformed request (api {api_key} v{version}): {exc}") from None
+            raise CloseConnection(f"malformed request ({api_name(api_key)} v{version}): {exc}") from None
         ctx = RequestContext(broker, api_key, version, correlation_id, header.client_id,
-                             self.addr[0] if isinstance(self.addr, tuple) else "", ticket, self.sequencer)
+                             self.addr[0] if isinstance(self.addr, tuple) else "", ticket, self.sequencer, arrived)
         response = await broker.handle(ctx, request)
         if response is None:
             return None

@@ -162,7 +162,7 @@ class Compactor:
             mgr.reader.cache.put(new.cache_key, memoryview(segment))  # (readers near the tail go on in it)
         mgr.stats["segments_compacted"] += len(run)
         mgr.stats["compactions"] += 1
-        mgr.stats["bytes_compacted"] += len(segment)
+        mgr.stats["compacted_bytes"] += len(segment)
         log.debug("%s-%d: %d segments [%d, %d] compacted into %s", plog.name, plog.partition, len(run),
                   base, last, stem)
         return len(run)

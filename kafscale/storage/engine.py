@@ -18,9 +18,10 @@ from typing import Any
 from kafscale import broker_configs, topic_configs
 from kafscale.broker_configs import DynamicState
 from kafscale.config import Config
+from kafscale.metrics import Metrics
 from kafscale.errors import (ErrorCode, InvalidPartitions, InvalidTopic, KafkaError, NotLeader, TopicExists,
                              UnknownTopicOrPartition)
-from kafscale.metadata.cluster import Cluster, Leader, SegmentRef, TopicRecord, check_partition_increase
+from kafscale.metadata.cluster import Cluster, Leader, PartitionState, SegmentRef, TopicRecord, check_partition_increase
 from kafscale.runtime import Runtime
 from kafscale.storage.cache import SegmentCache
 from kafscale.storage.compactor import Compactor
@@ -63,8 +64,13 @@ def check_manual_assignment(added: int, assignments: list[list[int]], live_broke
 
 
 class LogManager:
-    def __init__(self, rt: Runtime, config: Config, cluster: Cluster, objects: ObjectStore) -> None:
+    def __init__(self, rt: Runtime, config: Config, cluster: Cluster, objects: ObjectStore,
+                 metrics: Metrics | None = None) -> None:
         self.rt = rt
+        self.metrics = metrics or Metrics()
+        # The committed high watermark of every partition (not only those with a log
+        # here), from the partition watch: consumer lag and the console read it.
+        self._hws: dict[tuple[str, int], int] = {}
         self.config = config
         self.cluster = cluster
         self.objects = objects
@@ -214,6 +220,14 @@ class LogManager:
         """cleanup.policy includes compact: every record needs a key (as in Kafka)."""
         return "compact" in self.cleanup_policies(topic)
 
+    def high_watermark(self, topic: str, partition: int) -> int | None:
+        """The partition's committed high watermark, wherever it is owned (None: unknown
+        here yet); kept current by the partition watch."""
+        plog = self.logs.get((topic, partition))
+        if plog is not None:
+            return plog.hw
+        return self._hws.get((topic, partition), 0 if topic in self.topics else None)
+
     def topic_changed(self, rec: TopicRecord) -> None:
         """``rec`` was just written to etcd here: use it now (the watch brings it too)."""
         if rec.name in self.topics:
@@ -269,6 +283,7 @@ class LogManager:
         topics.pop(name, None)
         self._set_topics(topics)
         self.cache.discard_prefix(f"{self.config.s3_namespace}/{name}/")
+        self.metrics.forget_topic(name)
         await self._deletions_wake.set()
         return rec
 
@@ -453,8 +468,10 @@ class LogManager:
     # -- the partitions watch -----------------------------------------------------------
 
     async def _load_owners(self) -> None:
-        owners = await self.rt.run_in_thread(self.cluster.owners)
+        hws: dict[tuple[str, int], int] = {}
+        owners = await self.rt.run_in_thread(self.cluster.owners, hws)
         self.owners = {k: v[0] for k, v in owners.items()}
+        self._hws = hws
         for key, plog in self.logs.items():
             current = owners.get(key)
             if plog.owned and (current is None or current[1] != plog.leader_raw):
@@ -468,7 +485,9 @@ class LogManager:
             await self.rt.sleep(interval)
             try:
                 await self.refresh_topics()
-                owners = await self.rt.run_in_thread(self.cluster.owners)
+                hws: dict[tuple[str, int], int] = {}
+                owners = await self.rt.run_in_thread(self.cluster.owners, hws)
+                self._hws = hws
                 changed = False
                 for key in set(self.owners) | set(owners):
                     plog = self.logs.get(key)
@@ -528,8 +547,11 @@ class LogManager:
                                 self.owners[key] = leader
                             if plog is not None and not plog.was_owner:
                                 plog.leader, plog.leader_raw = leader, ev.value
-                        elif what == "state" and plog is not None:
-                            moved |= plog.apply_state(ev.value)
+                        elif what == "state":
+                            if plog is not None:
+                                moved |= plog.apply_state(ev.value)
+                            elif ev.value:
+                                self._hws[key] = PartitionState.decode(ev.value).hw
                         elif what == "start" and plog is not None:
                             moved |= plog.apply_start(ev.value)
                     elif ev.key.startswith(segs_prefix):

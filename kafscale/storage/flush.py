@@ -159,8 +159,10 @@ class TopicFlusher:
         return parts, orphans
 
     async def _flush(self, parts: list[_Part], before, committed) -> None:
+        t0 = self.rt.monotonic()
         try:
             await self._flush_parts(parts, before)
+            self.mgr.metrics.flush_seconds.observe(self.rt.monotonic() - t0)
         finally:
             for part in parts:
                 part.plog.flush_ended()
@@ -200,7 +202,7 @@ class TopicFlusher:
                 t0 = self.rt.monotonic()
                 await self.rt.run_in_thread(mgr.objects.put, key, data)
                 took = self.rt.monotonic() - t0
-                mgr.stats["s3_put_seconds"] += took
+                mgr.metrics.flush_bytes.observe(len(data))
                 if took > SLOW_S:
                     log.info("slow S3 PUT: %.0f ms for %d bytes (%s)", took * 1000, len(data), key)
                 mgr.stats["s3_puts"] += 1
@@ -216,7 +218,6 @@ class TopicFlusher:
                 t0 = self.rt.monotonic()
                 await self._commit(ready)
                 took = self.rt.monotonic() - t0
-                mgr.stats["etcd_commit_seconds"] += took
                 if took > SLOW_S:
                     log.info("slow etcd commit: %.0f ms for %d partitions of %s", took * 1000, len(ready),
                              self.topic.name)
@@ -232,7 +233,7 @@ class TopicFlusher:
                 await part.plog.flush_committed(part.waiters, ref, part.new_state, part.new_raw,
                                                 view[ref.pos:ref.pos + ref.size])
                 mgr.stats["segments_flushed"] += 1
-                mgr.stats["bytes_flushed"] += part.size
+                mgr.stats["flushed_bytes"] += part.size
         await mgr.notify_commit()
         await mgr.backpressure.release(sum(part.size for part in parts))
 

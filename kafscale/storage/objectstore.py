@@ -9,6 +9,7 @@ are short and bounded: a produce must fail within its timeout when S3 is gone.
 from __future__ import annotations
 
 import io
+import time
 from typing import Iterator
 from urllib.parse import urlparse
 
@@ -17,6 +18,7 @@ from minio import Minio
 from minio.deleteobjects import DeleteObject
 from minio.error import MinioException, S3Error
 
+from kafscale.metrics import Metrics
 from kafscale.storage.objects import ObjectInfo, ObjectNotFound, ObjectStore, ObjectStoreError
 
 __all__ = ["S3ObjectStore", "ObjectStoreError", "ObjectNotFound"]
@@ -24,7 +26,9 @@ __all__ = ["S3ObjectStore", "ObjectStoreError", "ObjectNotFound"]
 
 class S3ObjectStore(ObjectStore):
     def __init__(self, endpoint: str, bucket: str, access_key: str, secret_key: str,
-                 region: str = "us-east-1", timeout: float = 10.0, pool_size: int = 64) -> None:
+                 region: str = "us-east-1", timeout: float = 10.0, pool_size: int = 64,
+                 metrics: Metrics | None = None) -> None:
+        self.metrics = metrics or Metrics()  # S3 latency, bytes and errors (kafscale/metrics.py)
         url = urlparse(endpoint if "://" in endpoint else f"http://{endpoint}")
         if not url.hostname:
             raise ValueError(f"bad S3 endpoint {endpoint!r}")
@@ -39,19 +43,26 @@ class S3ObjectStore(ObjectStore):
                              secure=url.scheme == "https", region=region or None, http_client=http)
 
     def _call(self, what: str, fn, *args, **kwargs):
+        op = what.split(" ", 1)[0].lower()
+        t0 = time.monotonic()
         try:
             return fn(*args, **kwargs)
         except S3Error as exc:
             if exc.code in ("NoSuchKey", "NoSuchObject"):
                 raise ObjectNotFound(f"{what}: {exc.code}") from exc
+            self.metrics.s3_errors.labels(op).inc()
             raise ObjectStoreError(f"{what}: {exc.code}: {exc.message}") from exc
         except (MinioException, urllib3.exceptions.HTTPError, OSError, ValueError) as exc:
+            self.metrics.s3_errors.labels(op).inc()
             raise ObjectStoreError(f"{what}: {type(exc).__name__}: {exc}") from exc
+        finally:
+            self.metrics.s3_seconds.labels(op).observe(time.monotonic() - t0)
 
     def put(self, key: str, data: bytes | bytearray | memoryview) -> None:
         size = len(data)
         self._call(f"PUT {key}", self._client.put_object, self.bucket, key,
                    io.BytesIO(data), size, content_type="application/octet-stream")
+        self.metrics.s3_bytes.labels("put").inc(size)
 
     def get(self, key: str, offset: int = 0, length: int = 0) -> bytes | bytearray:
         """The object's bytes, or ``length`` bytes from ``offset`` (0: to the end)."""
@@ -72,7 +83,9 @@ class S3ObjectStore(ObjectStore):
             finally:
                 resp.close()
                 resp.release_conn()
-        return self._call(f"GET {key}", read)
+        data = self._call(f"GET {key}", read)
+        self.metrics.s3_bytes.labels("get").inc(len(data))
+        return data
 
     def list_info(self, prefix: str) -> Iterator[ObjectInfo]:
         return iter(self._call(f"LIST {prefix}", lambda: [

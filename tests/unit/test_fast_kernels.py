@@ -375,6 +375,15 @@ def test_rewrite_base_offsets(k):
 
 
 @BOTH
+def test_count_records_counts_whole_batches_only(k):
+    blob = batch(3) + batch(2, compression=3) + batch(1)
+    assert k.count_records(blob) == 6
+    assert k.count_records(memoryview(blob)[:-1]) == 5  # a fetch's partial last batch
+    assert k.count_records(blob[:10]) == 0
+    assert k.count_records(b"") == 0
+
+
+@BOTH
 def test_rewrite_base_offsets_rejects_bad_input(k):
     with pytest.raises(BufferError):
         k.rewrite_base_offsets(batch(1), 0)

@@ -9,6 +9,7 @@ notification until min_bytes are available or max_wait_ms has passed.
 
 from __future__ import annotations
 
+from kafscale._fast import count_records
 from kafscale.broker.registry import ApiKey, handles
 from kafscale.errors import ErrorCode, KafkaError
 from kafscale.protocol.messages import FetchRequest, FetchResponse
@@ -25,12 +26,33 @@ async def fetch(ctx, req: FetchRequest) -> FetchResponse:
     deadline = rt.monotonic() + max(req.max_wait_ms, 0) / 1000.0
     min_bytes = max(req.min_bytes, 0)
     max_bytes = req.max_bytes if req.max_bytes > 0 else 0x7FFFFFFF
+    waited = 0.0
     while True:
         responses, total, errors = await _read_all(ctx, req, max_bytes)
         remaining = deadline - rt.monotonic()
         if total >= min_bytes or errors or remaining <= 0 or total >= max_bytes:
+            _count_out(ctx, responses, waited)
             return R(error_code=0, session_id=0, responses=responses)
+        t0 = rt.monotonic()
         await ctx.logs.wait_commit(remaining)
+        waited += rt.monotonic() - t0
+
+
+def _count_out(ctx, responses, waited: float) -> None:
+    """Bytes and records out per topic (the answer's record batches), and the wait."""
+    metrics = ctx.broker.metrics
+    metrics.fetch_wait_seconds.observe(waited)
+    for t in responses:
+        size = records = 0
+        for p in t.partitions:
+            if p.records:
+                size += len(p.records)
+                records += count_records(p.records)
+        if size:
+            rec = ctx.logs.topics_by_id.get(t.topic_id) if not t.topic else None
+            _, _, bytes_out, records_out = metrics.topic(t.topic or (rec.name if rec else "?"))
+            bytes_out.inc(size)
+            records_out.inc(records)
 
 
 def _topic(logs, t, v: int):

@@ -10,6 +10,7 @@ acks=0 gets no response at all.
 from __future__ import annotations
 
 import logging
+import time
 
 from kafscale.broker.registry import ApiKey, handles
 from kafscale.errors import ErrorCode, KafkaError
@@ -31,15 +32,21 @@ async def produce(ctx, req: ProduceRequest) -> ProduceResponse | None:
     finally:
         await ctx.pass_turn()
     # 3. Flush, and answer once committed (the partitions' flushes run side by side).
-    for _key, plog, _s in staged:
+    for _key, plog, _s, _n in staged:
         await plog.kick()
-    for key, plog, item in staged:
+    metrics = ctx.broker.metrics
+    for key, plog, item, (size, records) in staged:
         try:
             results[key] = (0, await plog.committed(item, timeout), plog.log_start, None, [])
+            bytes_in, records_in, _, _ = metrics.topic(key[0])
+            bytes_in.inc(size)
+            records_in.inc(records)
         except KafkaError as exc:
             results[key] = _refused(key, exc)
     if req.acks == 0:
         return None
+    if ctx.arrived:
+        metrics.produce_ack_seconds.observe(time.monotonic() - ctx.arrived)
     return R(responses=[R.TopicProduceResponse(name=t.name, partition_responses=[
         _partition(p.index, *results[(t.name, p.index)]) for p in t.partition_data])
         for t in req.topic_data])
@@ -68,7 +75,7 @@ async def _validate_and_stage(ctx, req: ProduceRequest, timeout: float, results:
     staged = []
     for key, plog, buf, n_offsets, max_ts, producer in ready:
         try:
-            staged.append((key, plog, plog.stage(buf, n_offsets, max_ts, producer)))
+            staged.append((key, plog, plog.stage(buf, n_offsets, max_ts, producer), (len(buf), n_offsets)))
         except KafkaError as exc:
             results[key] = _refused(key, exc)
     return staged
