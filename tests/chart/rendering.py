@@ -71,6 +71,12 @@ EVERYTHING_ON: dict[str, Any] = {
     },
     "service": {"type": "LoadBalancer", "annotations": {"example.com/lb": "internal"}},
     "metrics": {"serviceMonitor": {"enabled": True, "labels": {"release": "prometheus"}}},
+    "console": {
+        "auth": {"enabled": True, "basicAuth": "ops:console-password"},
+        "ingress": {"enabled": True, "className": "nginx", "host": "kafscale.streaming.example",
+                    "annotations": {"cert-manager.io/cluster-issuer": "letsencrypt"},
+                    "tls": [{"secretName": "kafscale-console-tls", "hosts": ["kafscale.streaming.example"]}]},
+    },
     "etcd": {"replicas": 3, "persistence": {"storageClass": "fast", "size": "5Gi"}},
     "minio": {"persistence": {"storageClass": "standard", "size": "100Gi"}},
     "imagePullSecrets": [{"name": "registry-credentials"}],
@@ -177,7 +183,10 @@ def resolve_env(env: list[dict[str, Any]], rendered: Rendered, field_refs: dict[
             value = field_refs[e["valueFrom"]["fieldRef"]["fieldPath"]]
         elif "secretKeyRef" in e.get("valueFrom", {}):
             ref = e["valueFrom"]["secretKeyRef"]
-            value = rendered.secret_data(ref["name"])[ref["key"]]
+            data = rendered.secret_data(ref["name"])
+            if ref.get("optional") and ref["key"] not in data:
+                continue  # the kubelet leaves the variable unset
+            value = data[ref["key"]]
         else:
             raise AssertionError(f"cannot resolve env var {e}")
         out[e["name"]] = value

@@ -12,6 +12,7 @@ credentials become the stack's.
 from __future__ import annotations
 
 import time
+import urllib.error
 import urllib.request
 import uuid
 
@@ -98,10 +99,20 @@ def test_external_values_render_a_broker_that_serves(stack, broker_factory, tmp_
         "s3": {"external": True, "endpoint": stack.s3_endpoint, "bucket": stack.bucket,
                "accessKey": stack.access_key, "secretKey": stack.secret_key, "namespace": f"chart-{suffix}"},
         "etcd": {"external": True, "endpoints": stack.etcd_endpoints.split(",")},
+        "console": {"auth": {"enabled": True}},
     })
     broker, container = _start_rendered_broker(r, broker_factory, tmp_path, overrides={})
     assert _probe_status(container, "readinessProbe") == 200
     assert _probe_status(container, "livenessProbe") == 200
+    # the console asks for the token the chart generated into its Secret
+    console = f"http://127.0.0.1:{broker.metrics_port}/api/cluster"
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(console, timeout=5)
+    assert refused.value.code == 401
+    token = r.secret_data(f"{FULLNAME}-console")["token"]
+    req = urllib.request.Request(console, headers={"Authorization": f"Bearer {token}"})
+    with urllib.request.urlopen(req, timeout=5) as resp:
+        assert resp.status == 200
     _produce_and_consume(broker.bootstrap, f"chart-{suffix}")
     assert broker.terminate() == 0  # SIGTERM as the kubelet sends it: clean exit
 

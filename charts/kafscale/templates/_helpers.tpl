@@ -92,3 +92,8 @@ app.kubernetes.io/component: {{ index . 1 }}
 {{- define "kafscale.bootstrap" -}}
 {{- printf "%s.%s.svc.%s:%d" (include "kafscale.brokerName" .) .Release.Namespace .Values.clusterDomain (int .Values.service.port) }}
 {{- end }}
+
+{{/* The Secret holding the web console's credentials (console.auth). */}}
+{{- define "kafscale.consoleSecretName" -}}
+{{- .Values.console.auth.existingSecret | default (printf "%s-console" (include "kafscale.fullname" .)) -}}
+{{- end }}
