@@ -1,8 +1,9 @@
 """The web console: a read-only view of the cluster on the HTTP port (docs/console.md).
 
-``ClusterView`` answers from what the broker already holds in memory: the topic table
-and owner records the etcd watches keep current, the partition logs it has open, the
-groups it coordinates and the live brokers. Nothing here reads etcd or S3 (the one
+``ClusterView`` answers from what the broker already holds in memory: the topic table,
+owner records and high watermarks the etcd watches keep current, the partition logs it
+has open (log start and size: known for partitions it owns or reads), the groups it
+coordinates and the live brokers. Nothing here reads etcd or S3 (the one
 exception, readiness, is the probe's own at-most-once-a-second check). Every answer
 is bounded: lists stop at ``limit`` entries (at most ``MAX_LIMIT``) and a filter
 narrows them, so a page costs O(topics + partitions shown) however big the cluster.
@@ -91,10 +92,9 @@ class ClusterView:
     # -- the partition facts --------------------------------------------------------------
 
     def high_watermark(self, topic: str, partition: int) -> int | None:
-        """The partition's committed high watermark as this broker knows it: from its
-        partition log (owned, or a follower view a fetch opened), else unknown."""
-        plog = self._current_log(topic, partition)
-        return plog.hw if plog is not None else None
+        """The partition's committed high watermark, wherever it is owned (the log
+        manager keeps every partition's from the etcd watch)."""
+        return self.logs.high_watermark(topic, partition)
 
     def _current_log(self, topic: str, partition: int) -> Any:
         plog = self.logs.logs.get((topic, partition))
@@ -131,7 +131,8 @@ class ClusterView:
             return sum(known) if known else None
 
         return {"name": name, "id": rec.id, "partitions": rec.partitions,
-                "partitions_known": sum(1 for x in parts if x["high_watermark"] is not None),
+                # log start and size come from partition logs: those this broker owns or reads
+                "partitions_local": sum(1 for x in parts if x["size_bytes"] is not None),
                 "log_start": total("log_start"), "high_watermark": total("high_watermark"),
                 "size_bytes": total("size_bytes"), "configs": dict(sorted(rec.config.items()))}
 
