@@ -215,8 +215,18 @@ def _described(entry: BrokerConfig, chain, read_only: bool, name: str | None = N
 
 
 def describe_broker(static: Config, state: DynamicState, broker_id: int) -> list[Described]:
-    """Every config of broker ``broker_id`` (``static``: its flags and variables)."""
-    return [_described(e, _chain(e, static, state, broker_id), not e.dynamic) for e in CONFIGS.values()]
+    """Every config of broker ``broker_id`` (``static``: its flags and variables), and
+    Kafka's listener configs, derived from the host and port options (read-only)."""
+    out = [_described(e, _chain(e, static, state, broker_id), not e.dynamic) for e in CONFIGS.values()]
+    source = ConfigSource.STATIC_BROKER_CONFIG if static.explicit & {"broker_host", "broker_port", "listen_host"} \
+        else ConfigSource.DEFAULT_CONFIG
+    for name, host, doc in (
+            ("advertised.listeners", static.broker_host, "The listener clients are told to use: --broker-host "
+                                                         "and --broker-port."),
+            ("listeners", static.bind_host, "The listener the broker binds: --listen-host and --broker-port.")):
+        value = f"PLAINTEXT://{host}:{static.broker_port}"
+        out.append(Described(name, value, source, True, False, ConfigType.STRING, doc, ((name, value, source),)))
+    return sorted(out, key=lambda d: d.name)
 
 
 def describe_cluster_default(state: DynamicState) -> list[Described]:
@@ -259,6 +269,8 @@ def topic_default(name: str, config: Config, state: DynamicState, broker_id: int
 
 
 # -- changes ---------------------------------------------------------------------------------
+
+_LISTENERS = ("advertised.listeners", "listeners")  # reported by describe_broker, never changed
 
 SET, DELETE, APPEND, SUBTRACT = 0, 1, 2, 3
 
@@ -322,7 +334,7 @@ def validate_broker_changes(changes: Mapping[str, str | None]) -> dict[str, str 
     """``changes`` to broker configs checked: every name known and changeable at run time,
     every value valid; values normalized as topic configs are. Raises InvalidConfig /
     InvalidRequest (Kafka's codes and words)."""
-    fixed = sorted(n for n in changes if n in CONFIGS and not CONFIGS[n].dynamic)
+    fixed = sorted(n for n in changes if n in CONFIGS and not CONFIGS[n].dynamic or n in _LISTENERS)
     if fixed:
         raise InvalidRequest("Cannot update these configs dynamically: " + ", ".join(fixed))
     out: dict[str, str | None] = {}

@@ -203,7 +203,12 @@ class Membership:
         """ElectLeaders for one partition: returns once it has a live owner. A partition
         that has one needs no election (ELECTION_NOT_NEEDED); one the assignment gives to
         us is claimed here; otherwise we wait (until ``deadline``, monotonic) for the
-        broker the assignment names to claim it, or for a dead owner's lease to expire."""
+        broker the assignment names to claim it, or for a dead owner's lease to expire.
+
+        Kafscale claims partitions lazily, so a new topic's partitions may have no owner
+        for a moment: once the broker the assignment names (Kafka's preferred leader)
+        holds it, no election was needed, as in Kafka, where a new topic's preferred
+        leaders lead from its creation. Returning (NONE) means another broker took it."""
         await self._partition(topic, partition)
         owner = self.live_owner(topic, partition)
         if owner is not None:
@@ -213,15 +218,17 @@ class Membership:
         if desired == self.broker_id and (topic, partition) not in self.logs.owners:
             try:
                 await self.logs.owned_log(topic, partition)  # claims it
-                return
             except KafkaError as exc:
                 log.info("elect %s-%d: claim failed (%s); waiting for an owner", topic, partition, exc)
         await self.wake()
-        while self.live_owner(topic, partition) is None:
+        while (owner := self.live_owner(topic, partition)) is None:
             if self.rt.monotonic() >= deadline:
                 break
             await self.rt.sleep(0.05)
         else:
+            if owner == desired:
+                raise KafkaError(f"{topic}-{partition} is owned by broker {owner}, the broker the assignment "
+                                 "names: no election needed.", ErrorCode.ELECTION_NOT_NEEDED)
             return
         dead = self.logs.owners.get((topic, partition))
         why = (f"the owner record of broker {dead.broker}, which is not live, stays until its lease expires "

@@ -88,7 +88,11 @@ def test_elect_claims_ours_waits_for_others_and_knows_when_none_is_needed():
         ours = next(p for p in range(4) if m.desired_owner("t", p) == 0)
         theirs = next(p for p in range(4) if m.desired_owner("t", p) == 1)
         soon = lambda: m.rt.monotonic() + 0.2  # noqa: E731
-        await m.elect("t", ours, soon())  # no owner, and the assignment names us: claimed
+        # No owner, and the assignment names us: claimed, and as the preferred leader
+        # leads, no election was needed.
+        with pytest.raises(KafkaError) as err:
+            await m.elect("t", ours, soon())
+        assert err.value.code == ErrorCode.ELECTION_NOT_NEEDED and "assignment names" in str(err.value)
         assert logs.owners[("t", ours)].broker == 0
         for p, code, needle in ((ours, ErrorCode.ELECTION_NOT_NEEDED, "live broker 0"),
                                 (theirs, ErrorCode.ELIGIBLE_LEADERS_NOT_AVAILABLE, "broker 1"),
@@ -102,7 +106,19 @@ def test_elect_claims_ours_waits_for_others_and_knows_when_none_is_needed():
             logs.owners[("t", theirs)] = Leader(1, 1, logs.topics["t"].id)
 
         task = await curio.spawn(broker_1_claims)
-        await m.elect("t", theirs, m.rt.monotonic() + 5)  # returns once it has a live owner
+        with pytest.raises(KafkaError) as err:  # answered once it has a live owner: the named one
+            await m.elect("t", theirs, m.rt.monotonic() + 5)
+        assert err.value.code == ErrorCode.ELECTION_NOT_NEEDED
+        await task.join()
+        # A live owner other than the one the assignment names took it: an election
+        # happened (NONE).
+        other = next(p for p in range(4) if m.desired_owner("t", p) == 1 and p != theirs)
+
+        async def broker_0_takes_it():
+            await curio.sleep(0.1)
+            logs.owners[("t", other)] = Leader(0, 1, logs.topics["t"].id)
+        task = await curio.spawn(broker_0_takes_it)
+        await m.elect("t", other, m.rt.monotonic() + 5)
         await task.join()
 
     curio.run(main)

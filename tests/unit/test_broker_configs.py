@@ -102,10 +102,20 @@ def test_broker_changes_are_checked_by_name_dynamism_and_value():
         {"log.cleanup.policy": "compact,delete", "message.max.bytes": "2000", "group.max.size": "10",
          "log.retention.ms": "-1"}
     with pytest.raises(KafkaError) as err:
-        bc.validate_broker_changes({"broker.id": "3", "num.partitions": "2"})
+        bc.validate_broker_changes({"broker.id": "3", "num.partitions": "2", "listeners": "PLAINTEXT://:1"})
     assert err.value.code == ErrorCode.INVALID_REQUEST
-    assert "broker.id, num.partitions" in str(err.value)
+    assert "broker.id, listeners, num.partitions" in str(err.value)
     for bad in ({"message.max.bytes": "-1"}, {"message.max.bytes": "many"}, {"log.cleanup.policy": "shred"},
                 {"no.such.config": "1"}, {"group.max.size": "-3"}):
         with pytest.raises(InvalidConfig):
             bc.validate_broker_changes(bad)
+
+
+def test_listeners_are_reported_from_the_host_and_port_options():
+    static = Config(broker_host="kafscale-0.kafscale", broker_port=9092, listen_host="0.0.0.0",
+                    explicit=frozenset({"broker_host", "listen_host"}))
+    broker = _by_name(bc.describe_broker(static, DynamicState(), 0))
+    assert broker["advertised.listeners"].value == "PLAINTEXT://kafscale-0.kafscale:9092"
+    assert broker["listeners"].value == "PLAINTEXT://0.0.0.0:9092"
+    assert broker["listeners"].read_only and broker["listeners"].source is S.STATIC_BROKER_CONFIG
+    assert _by_name(bc.describe_broker(Config(), DynamicState(), 0))["listeners"].source is S.DEFAULT_CONFIG
