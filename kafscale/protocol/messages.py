@@ -65,6 +65,8 @@ def _check_version(obj: Any, version: int) -> None:
 
 _S_16s = Struct('>16s')
 _S_b = Struct('>b')
+_S_bb = Struct('>bb')
+_S_bi = Struct('>bi')
 _S_h = Struct('>h')
 _S_hh = Struct('>hh')
 _S_hhh = Struct('>hhh')
@@ -3095,6 +3097,104 @@ class ListGroupsResponse(Message):
             self.group_type = group_type
 
 
+class SaslHandshakeRequest(Message):
+    """SaslHandshakeRequest (key 17), versions 0-1."""
+
+    __slots__ = ('mechanism',)
+    FIELDS = (
+        ('mechanism', 'string', (0, 32767), None, None),
+    )
+
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is not self.__class__:
+            return NotImplemented
+        return (
+            self.mechanism == other.mechanism
+        )
+
+    def __init__(
+        self,
+        *,
+        mechanism: str = '',
+    ) -> None:
+        self.mechanism = mechanism
+
+    API_KEY = 17
+    VALID_VERSIONS = (0, 1)
+    FLEXIBLE_VERSION = None
+
+    def encode(self, version: int) -> bytes:
+        _check_version(self, version)
+        out = bytearray()
+        _w_SaslHandshakeRequest(out, self, version)
+        return bytes(out)
+
+    def encode_into(self, out: bytearray, version: int) -> None:
+        _check_version(self, version)
+        _w_SaslHandshakeRequest(out, self, version)
+
+    @classmethod
+    def decode(cls, buf: Buffer, version: int) -> SaslHandshakeRequest:
+        return _decode_message(cls, _r_SaslHandshakeRequest, buf, version)[0]
+
+    @classmethod
+    def decode_from(cls, reader: Reader, version: int) -> SaslHandshakeRequest:
+        """Decode one message at reader.pos and advance it; bytes after it are left unread."""
+        obj, reader.pos = _decode_message(cls, _r_SaslHandshakeRequest, reader.buf, version, reader.pos, False)
+        return obj
+
+
+class SaslHandshakeResponse(Message):
+    """SaslHandshakeResponse (key 17), versions 0-1."""
+
+    __slots__ = ('error_code', 'mechanisms')
+    FIELDS = (
+        ('error_code', 'int16', (0, 32767), None, None),
+        ('mechanisms', '[]string', (0, 32767), None, None),
+    )
+
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is not self.__class__:
+            return NotImplemented
+        return (
+            self.error_code == other.error_code
+            and self.mechanisms == other.mechanisms
+        )
+
+    def __init__(
+        self,
+        *,
+        error_code: int = 0,
+        mechanisms: list[str] = _DEFAULT,
+    ) -> None:
+        self.error_code = error_code
+        self.mechanisms = [] if mechanisms is _DEFAULT else mechanisms
+
+    API_KEY = 17
+    VALID_VERSIONS = (0, 1)
+    FLEXIBLE_VERSION = None
+
+    def encode(self, version: int) -> bytes:
+        _check_version(self, version)
+        out = bytearray()
+        _w_SaslHandshakeResponse(out, self, version)
+        return bytes(out)
+
+    def encode_into(self, out: bytearray, version: int) -> None:
+        _check_version(self, version)
+        _w_SaslHandshakeResponse(out, self, version)
+
+    @classmethod
+    def decode(cls, buf: Buffer, version: int) -> SaslHandshakeResponse:
+        return _decode_message(cls, _r_SaslHandshakeResponse, buf, version)[0]
+
+    @classmethod
+    def decode_from(cls, reader: Reader, version: int) -> SaslHandshakeResponse:
+        """Decode one message at reader.pos and advance it; bytes after it are left unread."""
+        obj, reader.pos = _decode_message(cls, _r_SaslHandshakeResponse, reader.buf, version, reader.pos, False)
+        return obj
+
+
 class ApiVersionsRequest(Message):
     """ApiVersionsRequest (key 18), versions 0-4; flexible from v3."""
 
@@ -4267,6 +4367,588 @@ class OffsetForLeaderEpochResponse(Message):
             self.end_offset = end_offset
 
 
+class DescribeAclsRequest(Message):
+    """DescribeAclsRequest (key 29), versions 0-3; flexible from v2."""
+
+    __slots__ = ('resource_type_filter', 'resource_name_filter', 'pattern_type_filter', 'principal_filter', 'host_filter', 'operation', 'permission_type')
+    FIELDS = (
+        ('resource_type_filter', 'int8', (0, 32767), None, None),
+        ('resource_name_filter', 'string', (0, 32767), (0, 32767), None),
+        ('pattern_type_filter', 'int8', (1, 32767), None, None),
+        ('principal_filter', 'string', (0, 32767), (0, 32767), None),
+        ('host_filter', 'string', (0, 32767), (0, 32767), None),
+        ('operation', 'int8', (0, 32767), None, None),
+        ('permission_type', 'int8', (0, 32767), None, None),
+    )
+
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is not self.__class__:
+            return NotImplemented
+        return (
+            self.resource_type_filter == other.resource_type_filter
+            and self.resource_name_filter == other.resource_name_filter
+            and self.pattern_type_filter == other.pattern_type_filter
+            and self.principal_filter == other.principal_filter
+            and self.host_filter == other.host_filter
+            and self.operation == other.operation
+            and self.permission_type == other.permission_type
+        )
+
+    def __init__(
+        self,
+        *,
+        resource_type_filter: int = 0,
+        resource_name_filter: str | None = '',
+        pattern_type_filter: int = 3,
+        principal_filter: str | None = '',
+        host_filter: str | None = '',
+        operation: int = 0,
+        permission_type: int = 0,
+    ) -> None:
+        self.resource_type_filter = resource_type_filter
+        self.resource_name_filter = resource_name_filter
+        self.pattern_type_filter = pattern_type_filter
+        self.principal_filter = principal_filter
+        self.host_filter = host_filter
+        self.operation = operation
+        self.permission_type = permission_type
+
+    API_KEY = 29
+    VALID_VERSIONS = (0, 3)
+    FLEXIBLE_VERSION = 2
+
+    def encode(self, version: int) -> bytes:
+        _check_version(self, version)
+        out = bytearray()
+        _w_DescribeAclsRequest(out, self, version)
+        return bytes(out)
+
+    def encode_into(self, out: bytearray, version: int) -> None:
+        _check_version(self, version)
+        _w_DescribeAclsRequest(out, self, version)
+
+    @classmethod
+    def decode(cls, buf: Buffer, version: int) -> DescribeAclsRequest:
+        return _decode_message(cls, _r_DescribeAclsRequest, buf, version)[0]
+
+    @classmethod
+    def decode_from(cls, reader: Reader, version: int) -> DescribeAclsRequest:
+        """Decode one message at reader.pos and advance it; bytes after it are left unread."""
+        obj, reader.pos = _decode_message(cls, _r_DescribeAclsRequest, reader.buf, version, reader.pos, False)
+        return obj
+
+
+class DescribeAclsResponse(Message):
+    """DescribeAclsResponse (key 29), versions 0-3; flexible from v2."""
+
+    __slots__ = ('throttle_time_ms', 'error_code', 'error_message', 'resources')
+    FIELDS = (
+        ('throttle_time_ms', 'int32', (0, 32767), None, None),
+        ('error_code', 'int16', (0, 32767), None, None),
+        ('error_message', 'string', (0, 32767), (0, 32767), None),
+        ('resources', '[]DescribeAclsResource', (0, 32767), None, None),
+    )
+
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is not self.__class__:
+            return NotImplemented
+        return (
+            self.throttle_time_ms == other.throttle_time_ms
+            and self.error_code == other.error_code
+            and self.error_message == other.error_message
+            and self.resources == other.resources
+        )
+
+    def __init__(
+        self,
+        *,
+        throttle_time_ms: int = 0,
+        error_code: int = 0,
+        error_message: str | None = '',
+        resources: list[DescribeAclsResponse.DescribeAclsResource] = _DEFAULT,
+    ) -> None:
+        self.throttle_time_ms = throttle_time_ms
+        self.error_code = error_code
+        self.error_message = error_message
+        self.resources = [] if resources is _DEFAULT else resources
+
+    API_KEY = 29
+    VALID_VERSIONS = (0, 3)
+    FLEXIBLE_VERSION = 2
+
+    def encode(self, version: int) -> bytes:
+        _check_version(self, version)
+        out = bytearray()
+        _w_DescribeAclsResponse(out, self, version)
+        return bytes(out)
+
+    def encode_into(self, out: bytearray, version: int) -> None:
+        _check_version(self, version)
+        _w_DescribeAclsResponse(out, self, version)
+
+    @classmethod
+    def decode(cls, buf: Buffer, version: int) -> DescribeAclsResponse:
+        return _decode_message(cls, _r_DescribeAclsResponse, buf, version)[0]
+
+    @classmethod
+    def decode_from(cls, reader: Reader, version: int) -> DescribeAclsResponse:
+        """Decode one message at reader.pos and advance it; bytes after it are left unread."""
+        obj, reader.pos = _decode_message(cls, _r_DescribeAclsResponse, reader.buf, version, reader.pos, False)
+        return obj
+
+    class DescribeAclsResource(Message):
+        __slots__ = ('resource_type', 'resource_name', 'pattern_type', 'acls')
+        FIELDS = (
+            ('resource_type', 'int8', (0, 32767), None, None),
+            ('resource_name', 'string', (0, 32767), None, None),
+            ('pattern_type', 'int8', (1, 32767), None, None),
+            ('acls', '[]AclDescription', (0, 32767), None, None),
+        )
+
+        def __eq__(self, other: object) -> bool:
+            if other.__class__ is not self.__class__:
+                return NotImplemented
+            return (
+                self.resource_type == other.resource_type
+                and self.resource_name == other.resource_name
+                and self.pattern_type == other.pattern_type
+                and self.acls == other.acls
+            )
+
+        def __init__(
+            self,
+            *,
+            resource_type: int = 0,
+            resource_name: str = '',
+            pattern_type: int = 3,
+            acls: list[DescribeAclsResponse.AclDescription] = _DEFAULT,
+        ) -> None:
+            self.resource_type = resource_type
+            self.resource_name = resource_name
+            self.pattern_type = pattern_type
+            self.acls = [] if acls is _DEFAULT else acls
+
+    class AclDescription(Message):
+        __slots__ = ('principal', 'host', 'operation', 'permission_type')
+        FIELDS = (
+            ('principal', 'string', (0, 32767), None, None),
+            ('host', 'string', (0, 32767), None, None),
+            ('operation', 'int8', (0, 32767), None, None),
+            ('permission_type', 'int8', (0, 32767), None, None),
+        )
+
+        def __eq__(self, other: object) -> bool:
+            if other.__class__ is not self.__class__:
+                return NotImplemented
+            return (
+                self.principal == other.principal
+                and self.host == other.host
+                and self.operation == other.operation
+                and self.permission_type == other.permission_type
+            )
+
+        def __init__(
+            self,
+            *,
+            principal: str = '',
+            host: str = '',
+            operation: int = 0,
+            permission_type: int = 0,
+        ) -> None:
+            self.principal = principal
+            self.host = host
+            self.operation = operation
+            self.permission_type = permission_type
+
+
+class CreateAclsRequest(Message):
+    """CreateAclsRequest (key 30), versions 0-3; flexible from v2."""
+
+    __slots__ = ('creations',)
+    FIELDS = (
+        ('creations', '[]AclCreation', (0, 32767), None, None),
+    )
+
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is not self.__class__:
+            return NotImplemented
+        return (
+            self.creations == other.creations
+        )
+
+    def __init__(
+        self,
+        *,
+        creations: list[CreateAclsRequest.AclCreation] = _DEFAULT,
+    ) -> None:
+        self.creations = [] if creations is _DEFAULT else creations
+
+    API_KEY = 30
+    VALID_VERSIONS = (0, 3)
+    FLEXIBLE_VERSION = 2
+
+    def encode(self, version: int) -> bytes:
+        _check_version(self, version)
+        out = bytearray()
+        _w_CreateAclsRequest(out, self, version)
+        return bytes(out)
+
+    def encode_into(self, out: bytearray, version: int) -> None:
+        _check_version(self, version)
+        _w_CreateAclsRequest(out, self, version)
+
+    @classmethod
+    def decode(cls, buf: Buffer, version: int) -> CreateAclsRequest:
+        return _decode_message(cls, _r_CreateAclsRequest, buf, version)[0]
+
+    @classmethod
+    def decode_from(cls, reader: Reader, version: int) -> CreateAclsRequest:
+        """Decode one message at reader.pos and advance it; bytes after it are left unread."""
+        obj, reader.pos = _decode_message(cls, _r_CreateAclsRequest, reader.buf, version, reader.pos, False)
+        return obj
+
+    class AclCreation(Message):
+        __slots__ = ('resource_type', 'resource_name', 'resource_pattern_type', 'principal', 'host', 'operation', 'permission_type')
+        FIELDS = (
+            ('resource_type', 'int8', (0, 32767), None, None),
+            ('resource_name', 'string', (0, 32767), None, None),
+            ('resource_pattern_type', 'int8', (1, 32767), None, None),
+            ('principal', 'string', (0, 32767), None, None),
+            ('host', 'string', (0, 32767), None, None),
+            ('operation', 'int8', (0, 32767), None, None),
+            ('permission_type', 'int8', (0, 32767), None, None),
+        )
+
+        def __eq__(self, other: object) -> bool:
+            if other.__class__ is not self.__class__:
+                return NotImplemented
+            return (
+                self.resource_type == other.resource_type
+                and self.resource_name == other.resource_name
+                and self.resource_pattern_type == other.resource_pattern_type
+                and self.principal == other.principal
+                and self.host == other.host
+                and self.operation == other.operation
+                and self.permission_type == other.permission_type
+            )
+
+        def __init__(
+            self,
+            *,
+            resource_type: int = 0,
+            resource_name: str = '',
+            resource_pattern_type: int = 3,
+            principal: str = '',
+            host: str = '',
+            operation: int = 0,
+            permission_type: int = 0,
+        ) -> None:
+            self.resource_type = resource_type
+            self.resource_name = resource_name
+            self.resource_pattern_type = resource_pattern_type
+            self.principal = principal
+            self.host = host
+            self.operation = operation
+            self.permission_type = permission_type
+
+
+class CreateAclsResponse(Message):
+    """CreateAclsResponse (key 30), versions 0-3; flexible from v2."""
+
+    __slots__ = ('throttle_time_ms', 'results')
+    FIELDS = (
+        ('throttle_time_ms', 'int32', (0, 32767), None, None),
+        ('results', '[]AclCreationResult', (0, 32767), None, None),
+    )
+
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is not self.__class__:
+            return NotImplemented
+        return (
+            self.throttle_time_ms == other.throttle_time_ms
+            and self.results == other.results
+        )
+
+    def __init__(
+        self,
+        *,
+        throttle_time_ms: int = 0,
+        results: list[CreateAclsResponse.AclCreationResult] = _DEFAULT,
+    ) -> None:
+        self.throttle_time_ms = throttle_time_ms
+        self.results = [] if results is _DEFAULT else results
+
+    API_KEY = 30
+    VALID_VERSIONS = (0, 3)
+    FLEXIBLE_VERSION = 2
+
+    def encode(self, version: int) -> bytes:
+        _check_version(self, version)
+        out = bytearray()
+        _w_CreateAclsResponse(out, self, version)
+        return bytes(out)
+
+    def encode_into(self, out: bytearray, version: int) -> None:
+        _check_version(self, version)
+        _w_CreateAclsResponse(out, self, version)
+
+    @classmethod
+    def decode(cls, buf: Buffer, version: int) -> CreateAclsResponse:
+        return _decode_message(cls, _r_CreateAclsResponse, buf, version)[0]
+
+    @classmethod
+    def decode_from(cls, reader: Reader, version: int) -> CreateAclsResponse:
+        """Decode one message at reader.pos and advance it; bytes after it are left unread."""
+        obj, reader.pos = _decode_message(cls, _r_CreateAclsResponse, reader.buf, version, reader.pos, False)
+        return obj
+
+    class AclCreationResult(Message):
+        __slots__ = ('error_code', 'error_message')
+        FIELDS = (
+            ('error_code', 'int16', (0, 32767), None, None),
+            ('error_message', 'string', (0, 32767), (0, 32767), None),
+        )
+
+        def __eq__(self, other: object) -> bool:
+            if other.__class__ is not self.__class__:
+                return NotImplemented
+            return (
+                self.error_code == other.error_code
+                and self.error_message == other.error_message
+            )
+
+        def __init__(
+            self,
+            *,
+            error_code: int = 0,
+            error_message: str | None = '',
+        ) -> None:
+            self.error_code = error_code
+            self.error_message = error_message
+
+
+class DeleteAclsRequest(Message):
+    """DeleteAclsRequest (key 31), versions 0-3; flexible from v2."""
+
+    __slots__ = ('filters',)
+    FIELDS = (
+        ('filters', '[]DeleteAclsFilter', (0, 32767), None, None),
+    )
+
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is not self.__class__:
+            return NotImplemented
+        return (
+            self.filters == other.filters
+        )
+
+    def __init__(
+        self,
+        *,
+        filters: list[DeleteAclsRequest.DeleteAclsFilter] = _DEFAULT,
+    ) -> None:
+        self.filters = [] if filters is _DEFAULT else filters
+
+    API_KEY = 31
+    VALID_VERSIONS = (0, 3)
+    FLEXIBLE_VERSION = 2
+
+    def encode(self, version: int) -> bytes:
+        _check_version(self, version)
+        out = bytearray()
+        _w_DeleteAclsRequest(out, self, version)
+        return bytes(out)
+
+    def encode_into(self, out: bytearray, version: int) -> None:
+        _check_version(self, version)
+        _w_DeleteAclsRequest(out, self, version)
+
+    @classmethod
+    def decode(cls, buf: Buffer, version: int) -> DeleteAclsRequest:
+        return _decode_message(cls, _r_DeleteAclsRequest, buf, version)[0]
+
+    @classmethod
+    def decode_from(cls, reader: Reader, version: int) -> DeleteAclsRequest:
+        """Decode one message at reader.pos and advance it; bytes after it are left unread."""
+        obj, reader.pos = _decode_message(cls, _r_DeleteAclsRequest, reader.buf, version, reader.pos, False)
+        return obj
+
+    class DeleteAclsFilter(Message):
+        __slots__ = ('resource_type_filter', 'resource_name_filter', 'pattern_type_filter', 'principal_filter', 'host_filter', 'operation', 'permission_type')
+        FIELDS = (
+            ('resource_type_filter', 'int8', (0, 32767), None, None),
+            ('resource_name_filter', 'string', (0, 32767), (0, 32767), None),
+            ('pattern_type_filter', 'int8', (1, 32767), None, None),
+            ('principal_filter', 'string', (0, 32767), (0, 32767), None),
+            ('host_filter', 'string', (0, 32767), (0, 32767), None),
+            ('operation', 'int8', (0, 32767), None, None),
+            ('permission_type', 'int8', (0, 32767), None, None),
+        )
+
+        def __eq__(self, other: object) -> bool:
+            if other.__class__ is not self.__class__:
+                return NotImplemented
+            return (
+                self.resource_type_filter == other.resource_type_filter
+                and self.resource_name_filter == other.resource_name_filter
+                and self.pattern_type_filter == other.pattern_type_filter
+                and self.principal_filter == other.principal_filter
+                and self.host_filter == other.host_filter
+                and self.operation == other.operation
+                and self.permission_type == other.permission_type
+            )
+
+        def __init__(
+            self,
+            *,
+            resource_type_filter: int = 0,
+            resource_name_filter: str | None = '',
+            pattern_type_filter: int = 3,
+            principal_filter: str | None = '',
+            host_filter: str | None = '',
+            operation: int = 0,
+            permission_type: int = 0,
+        ) -> None:
+            self.resource_type_filter = resource_type_filter
+            self.resource_name_filter = resource_name_filter
+            self.pattern_type_filter = pattern_type_filter
+            self.principal_filter = principal_filter
+            self.host_filter = host_filter
+            self.operation = operation
+            self.permission_type = permission_type
+
+
+class DeleteAclsResponse(Message):
+    """DeleteAclsResponse (key 31), versions 0-3; flexible from v2."""
+
+    __slots__ = ('throttle_time_ms', 'filter_results')
+    FIELDS = (
+        ('throttle_time_ms', 'int32', (0, 32767), None, None),
+        ('filter_results', '[]DeleteAclsFilterResult', (0, 32767), None, None),
+    )
+
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is not self.__class__:
+            return NotImplemented
+        return (
+            self.throttle_time_ms == other.throttle_time_ms
+            and self.filter_results == other.filter_results
+        )
+
+    def __init__(
+        self,
+        *,
+        throttle_time_ms: int = 0,
+        filter_results: list[DeleteAclsResponse.DeleteAclsFilterResult] = _DEFAULT,
+    ) -> None:
+        self.throttle_time_ms = throttle_time_ms
+        self.filter_results = [] if filter_results is _DEFAULT else filter_results
+
+    API_KEY = 31
+    VALID_VERSIONS = (0, 3)
+    FLEXIBLE_VERSION = 2
+
+    def encode(self, version: int) -> bytes:
+        _check_version(self, version)
+        out = bytearray()
+        _w_DeleteAclsResponse(out, self, version)
+        return bytes(out)
+
+    def encode_into(self, out: bytearray, version: int) -> None:
+        _check_version(self, version)
+        _w_DeleteAclsResponse(out, self, version)
+
+    @classmethod
+    def decode(cls, buf: Buffer, version: int) -> DeleteAclsResponse:
+        return _decode_message(cls, _r_DeleteAclsResponse, buf, version)[0]
+
+    @classmethod
+    def decode_from(cls, reader: Reader, version: int) -> DeleteAclsResponse:
+        """Decode one message at reader.pos and advance it; bytes after it are left unread."""
+        obj, reader.pos = _decode_message(cls, _r_DeleteAclsResponse, reader.buf, version, reader.pos, False)
+        return obj
+
+    class DeleteAclsFilterResult(Message):
+        __slots__ = ('error_code', 'error_message', 'matching_acls')
+        FIELDS = (
+            ('error_code', 'int16', (0, 32767), None, None),
+            ('error_message', 'string', (0, 32767), (0, 32767), None),
+            ('matching_acls', '[]DeleteAclsMatchingAcl', (0, 32767), None, None),
+        )
+
+        def __eq__(self, other: object) -> bool:
+            if other.__class__ is not self.__class__:
+                return NotImplemented
+            return (
+                self.error_code == other.error_code
+                and self.error_message == other.error_message
+                and self.matching_acls == other.matching_acls
+            )
+
+        def __init__(
+            self,
+            *,
+            error_code: int = 0,
+            error_message: str | None = '',
+            matching_acls: list[DeleteAclsResponse.DeleteAclsMatchingAcl] = _DEFAULT,
+        ) -> None:
+            self.error_code = error_code
+            self.error_message = error_message
+            self.matching_acls = [] if matching_acls is _DEFAULT else matching_acls
+
+    class DeleteAclsMatchingAcl(Message):
+        __slots__ = ('error_code', 'error_message', 'resource_type', 'resource_name', 'pattern_type', 'principal', 'host', 'operation', 'permission_type')
+        FIELDS = (
+            ('error_code', 'int16', (0, 32767), None, None),
+            ('error_message', 'string', (0, 32767), (0, 32767), None),
+            ('resource_type', 'int8', (0, 32767), None, None),
+            ('resource_name', 'string', (0, 32767), None, None),
+            ('pattern_type', 'int8', (1, 32767), None, None),
+            ('principal', 'string', (0, 32767), None, None),
+            ('host', 'string', (0, 32767), None, None),
+            ('operation', 'int8', (0, 32767), None, None),
+            ('permission_type', 'int8', (0, 32767), None, None),
+        )
+
+        def __eq__(self, other: object) -> bool:
+            if other.__class__ is not self.__class__:
+                return NotImplemented
+            return (
+                self.error_code == other.error_code
+                and self.error_message == other.error_message
+                and self.resource_type == other.resource_type
+                and self.resource_name == other.resource_name
+                and self.pattern_type == other.pattern_type
+                and self.principal == other.principal
+                and self.host == other.host
+                and self.operation == other.operation
+                and self.permission_type == other.permission_type
+            )
+
+        def __init__(
+            self,
+            *,
+            error_code: int = 0,
+            error_message: str | None = '',
+            resource_type: int = 0,
+            resource_name: str = '',
+            pattern_type: int = 3,
+            principal: str = '',
+            host: str = '',
+            operation: int = 0,
+            permission_type: int = 0,
+        ) -> None:
+            self.error_code = error_code
+            self.error_message = error_message
+            self.resource_type = resource_type
+            self.resource_name = resource_name
+            self.pattern_type = pattern_type
+            self.principal = principal
+            self.host = host
+            self.operation = operation
+            self.permission_type = permission_type
+
+
 class DescribeConfigsRequest(Message):
     """DescribeConfigsRequest (key 32), versions 0-4; flexible from v4."""
 
@@ -4919,6 +5601,112 @@ class DescribeLogDirsResponse(Message):
             self.partition_size = partition_size
             self.offset_lag = offset_lag
             self.is_future_key = is_future_key
+
+
+class SaslAuthenticateRequest(Message):
+    """SaslAuthenticateRequest (key 36), versions 0-2; flexible from v2."""
+
+    __slots__ = ('auth_bytes',)
+    FIELDS = (
+        ('auth_bytes', 'bytes', (0, 32767), None, None),
+    )
+
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is not self.__class__:
+            return NotImplemented
+        return (
+            self.auth_bytes == other.auth_bytes
+        )
+
+    def __init__(
+        self,
+        *,
+        auth_bytes: bytes = b'',
+    ) -> None:
+        self.auth_bytes = auth_bytes
+
+    API_KEY = 36
+    VALID_VERSIONS = (0, 2)
+    FLEXIBLE_VERSION = 2
+
+    def encode(self, version: int) -> bytes:
+        _check_version(self, version)
+        out = bytearray()
+        _w_SaslAuthenticateRequest(out, self, version)
+        return bytes(out)
+
+    def encode_into(self, out: bytearray, version: int) -> None:
+        _check_version(self, version)
+        _w_SaslAuthenticateRequest(out, self, version)
+
+    @classmethod
+    def decode(cls, buf: Buffer, version: int) -> SaslAuthenticateRequest:
+        return _decode_message(cls, _r_SaslAuthenticateRequest, buf, version)[0]
+
+    @classmethod
+    def decode_from(cls, reader: Reader, version: int) -> SaslAuthenticateRequest:
+        """Decode one message at reader.pos and advance it; bytes after it are left unread."""
+        obj, reader.pos = _decode_message(cls, _r_SaslAuthenticateRequest, reader.buf, version, reader.pos, False)
+        return obj
+
+
+class SaslAuthenticateResponse(Message):
+    """SaslAuthenticateResponse (key 36), versions 0-2; flexible from v2."""
+
+    __slots__ = ('error_code', 'error_message', 'auth_bytes', 'session_lifetime_ms')
+    FIELDS = (
+        ('error_code', 'int16', (0, 32767), None, None),
+        ('error_message', 'string', (0, 32767), (0, 32767), None),
+        ('auth_bytes', 'bytes', (0, 32767), None, None),
+        ('session_lifetime_ms', 'int64', (1, 32767), None, None),
+    )
+
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is not self.__class__:
+            return NotImplemented
+        return (
+            self.error_code == other.error_code
+            and self.error_message == other.error_message
+            and self.auth_bytes == other.auth_bytes
+            and self.session_lifetime_ms == other.session_lifetime_ms
+        )
+
+    def __init__(
+        self,
+        *,
+        error_code: int = 0,
+        error_message: str | None = '',
+        auth_bytes: bytes = b'',
+        session_lifetime_ms: int = 0,
+    ) -> None:
+        self.error_code = error_code
+        self.error_message = error_message
+        self.auth_bytes = auth_bytes
+        self.session_lifetime_ms = session_lifetime_ms
+
+    API_KEY = 36
+    VALID_VERSIONS = (0, 2)
+    FLEXIBLE_VERSION = 2
+
+    def encode(self, version: int) -> bytes:
+        _check_version(self, version)
+        out = bytearray()
+        _w_SaslAuthenticateResponse(out, self, version)
+        return bytes(out)
+
+    def encode_into(self, out: bytearray, version: int) -> None:
+        _check_version(self, version)
+        _w_SaslAuthenticateResponse(out, self, version)
+
+    @classmethod
+    def decode(cls, buf: Buffer, version: int) -> SaslAuthenticateResponse:
+        return _decode_message(cls, _r_SaslAuthenticateResponse, buf, version)[0]
+
+    @classmethod
+    def decode_from(cls, reader: Reader, version: int) -> SaslAuthenticateResponse:
+        """Decode one message at reader.pos and advance it; bytes after it are left unread."""
+        obj, reader.pos = _decode_message(cls, _r_SaslAuthenticateResponse, reader.buf, version, reader.pos, False)
+        return obj
 
 
 class CreatePartitionsRequest(Message):
@@ -6199,6 +6987,378 @@ class OffsetDeleteResponse(Message):
             self.error_code = error_code
 
 
+class DescribeUserScramCredentialsRequest(Message):
+    """DescribeUserScramCredentialsRequest (key 50), versions 0-0; flexible from v0."""
+
+    __slots__ = ('users',)
+    FIELDS = (
+        ('users', '[]UserName', (0, 32767), (0, 32767), None),
+    )
+
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is not self.__class__:
+            return NotImplemented
+        return (
+            self.users == other.users
+        )
+
+    def __init__(
+        self,
+        *,
+        users: list[DescribeUserScramCredentialsRequest.UserName] | None = _DEFAULT,
+    ) -> None:
+        self.users = [] if users is _DEFAULT else users
+
+    API_KEY = 50
+    VALID_VERSIONS = (0, 0)
+    FLEXIBLE_VERSION = 0
+
+    def encode(self, version: int) -> bytes:
+        _check_version(self, version)
+        out = bytearray()
+        _w_DescribeUserScramCredentialsRequest(out, self, version)
+        return bytes(out)
+
+    def encode_into(self, out: bytearray, version: int) -> None:
+        _check_version(self, version)
+        _w_DescribeUserScramCredentialsRequest(out, self, version)
+
+    @classmethod
+    def decode(cls, buf: Buffer, version: int) -> DescribeUserScramCredentialsRequest:
+        return _decode_message(cls, _r_DescribeUserScramCredentialsRequest, buf, version)[0]
+
+    @classmethod
+    def decode_from(cls, reader: Reader, version: int) -> DescribeUserScramCredentialsRequest:
+        """Decode one message at reader.pos and advance it; bytes after it are left unread."""
+        obj, reader.pos = _decode_message(cls, _r_DescribeUserScramCredentialsRequest, reader.buf, version, reader.pos, False)
+        return obj
+
+    class UserName(Message):
+        __slots__ = ('name',)
+        FIELDS = (
+            ('name', 'string', (0, 32767), None, None),
+        )
+
+        def __eq__(self, other: object) -> bool:
+            if other.__class__ is not self.__class__:
+                return NotImplemented
+            return (
+                self.name == other.name
+            )
+
+        def __init__(
+            self,
+            *,
+            name: str = '',
+        ) -> None:
+            self.name = name
+
+
+class DescribeUserScramCredentialsResponse(Message):
+    """DescribeUserScramCredentialsResponse (key 50), versions 0-0; flexible from v0."""
+
+    __slots__ = ('throttle_time_ms', 'error_code', 'error_message', 'results')
+    FIELDS = (
+        ('throttle_time_ms', 'int32', (0, 32767), None, None),
+        ('error_code', 'int16', (0, 32767), None, None),
+        ('error_message', 'string', (0, 32767), (0, 32767), None),
+        ('results', '[]DescribeUserScramCredentialsResult', (0, 32767), None, None),
+    )
+
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is not self.__class__:
+            return NotImplemented
+        return (
+            self.throttle_time_ms == other.throttle_time_ms
+            and self.error_code == other.error_code
+            and self.error_message == other.error_message
+            and self.results == other.results
+        )
+
+    def __init__(
+        self,
+        *,
+        throttle_time_ms: int = 0,
+        error_code: int = 0,
+        error_message: str | None = '',
+        results: list[DescribeUserScramCredentialsResponse.DescribeUserScramCredentialsResult] = _DEFAULT,
+    ) -> None:
+        self.throttle_time_ms = throttle_time_ms
+        self.error_code = error_code
+        self.error_message = error_message
+        self.results = [] if results is _DEFAULT else results
+
+    API_KEY = 50
+    VALID_VERSIONS = (0, 0)
+    FLEXIBLE_VERSION = 0
+
+    def encode(self, version: int) -> bytes:
+        _check_version(self, version)
+        out = bytearray()
+        _w_DescribeUserScramCredentialsResponse(out, self, version)
+        return bytes(out)
+
+    def encode_into(self, out: bytearray, version: int) -> None:
+        _check_version(self, version)
+        _w_DescribeUserScramCredentialsResponse(out, self, version)
+
+    @classmethod
+    def decode(cls, buf: Buffer, version: int) -> DescribeUserScramCredentialsResponse:
+        return _decode_message(cls, _r_DescribeUserScramCredentialsResponse, buf, version)[0]
+
+    @classmethod
+    def decode_from(cls, reader: Reader, version: int) -> DescribeUserScramCredentialsResponse:
+        """Decode one message at reader.pos and advance it; bytes after it are left unread."""
+        obj, reader.pos = _decode_message(cls, _r_DescribeUserScramCredentialsResponse, reader.buf, version, reader.pos, False)
+        return obj
+
+    class DescribeUserScramCredentialsResult(Message):
+        __slots__ = ('user', 'error_code', 'error_message', 'credential_infos')
+        FIELDS = (
+            ('user', 'string', (0, 32767), None, None),
+            ('error_code', 'int16', (0, 32767), None, None),
+            ('error_message', 'string', (0, 32767), (0, 32767), None),
+            ('credential_infos', '[]CredentialInfo', (0, 32767), None, None),
+        )
+
+        def __eq__(self, other: object) -> bool:
+            if other.__class__ is not self.__class__:
+                return NotImplemented
+            return (
+                self.user == other.user
+                and self.error_code == other.error_code
+                and self.error_message == other.error_message
+                and self.credential_infos == other.credential_infos
+            )
+
+        def __init__(
+            self,
+            *,
+            user: str = '',
+            error_code: int = 0,
+            error_message: str | None = '',
+            credential_infos: list[DescribeUserScramCredentialsResponse.CredentialInfo] = _DEFAULT,
+        ) -> None:
+            self.user = user
+            self.error_code = error_code
+            self.error_message = error_message
+            self.credential_infos = [] if credential_infos is _DEFAULT else credential_infos
+
+    class CredentialInfo(Message):
+        __slots__ = ('mechanism', 'iterations')
+        FIELDS = (
+            ('mechanism', 'int8', (0, 32767), None, None),
+            ('iterations', 'int32', (0, 32767), None, None),
+        )
+
+        def __eq__(self, other: object) -> bool:
+            if other.__class__ is not self.__class__:
+                return NotImplemented
+            return (
+                self.mechanism == other.mechanism
+                and self.iterations == other.iterations
+            )
+
+        def __init__(
+            self,
+            *,
+            mechanism: int = 0,
+            iterations: int = 0,
+        ) -> None:
+            self.mechanism = mechanism
+            self.iterations = iterations
+
+
+class AlterUserScramCredentialsRequest(Message):
+    """AlterUserScramCredentialsRequest (key 51), versions 0-0; flexible from v0."""
+
+    __slots__ = ('deletions', 'upsertions')
+    FIELDS = (
+        ('deletions', '[]ScramCredentialDeletion', (0, 32767), None, None),
+        ('upsertions', '[]ScramCredentialUpsertion', (0, 32767), None, None),
+    )
+
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is not self.__class__:
+            return NotImplemented
+        return (
+            self.deletions == other.deletions
+            and self.upsertions == other.upsertions
+        )
+
+    def __init__(
+        self,
+        *,
+        deletions: list[AlterUserScramCredentialsRequest.ScramCredentialDeletion] = _DEFAULT,
+        upsertions: list[AlterUserScramCredentialsRequest.ScramCredentialUpsertion] = _DEFAULT,
+    ) -> None:
+        self.deletions = [] if deletions is _DEFAULT else deletions
+        self.upsertions = [] if upsertions is _DEFAULT else upsertions
+
+    API_KEY = 51
+    VALID_VERSIONS = (0, 0)
+    FLEXIBLE_VERSION = 0
+
+    def encode(self, version: int) -> bytes:
+        _check_version(self, version)
+        out = bytearray()
+        _w_AlterUserScramCredentialsRequest(out, self, version)
+        return bytes(out)
+
+    def encode_into(self, out: bytearray, version: int) -> None:
+        _check_version(self, version)
+        _w_AlterUserScramCredentialsRequest(out, self, version)
+
+    @classmethod
+    def decode(cls, buf: Buffer, version: int) -> AlterUserScramCredentialsRequest:
+        return _decode_message(cls, _r_AlterUserScramCredentialsRequest, buf, version)[0]
+
+    @classmethod
+    def decode_from(cls, reader: Reader, version: int) -> AlterUserScramCredentialsRequest:
+        """Decode one message at reader.pos and advance it; bytes after it are left unread."""
+        obj, reader.pos = _decode_message(cls, _r_AlterUserScramCredentialsRequest, reader.buf, version, reader.pos, False)
+        return obj
+
+    class ScramCredentialDeletion(Message):
+        __slots__ = ('name', 'mechanism')
+        FIELDS = (
+            ('name', 'string', (0, 32767), None, None),
+            ('mechanism', 'int8', (0, 32767), None, None),
+        )
+
+        def __eq__(self, other: object) -> bool:
+            if other.__class__ is not self.__class__:
+                return NotImplemented
+            return (
+                self.name == other.name
+                and self.mechanism == other.mechanism
+            )
+
+        def __init__(
+            self,
+            *,
+            name: str = '',
+            mechanism: int = 0,
+        ) -> None:
+            self.name = name
+            self.mechanism = mechanism
+
+    class ScramCredentialUpsertion(Message):
+        __slots__ = ('name', 'mechanism', 'iterations', 'salt', 'salted_password')
+        FIELDS = (
+            ('name', 'string', (0, 32767), None, None),
+            ('mechanism', 'int8', (0, 32767), None, None),
+            ('iterations', 'int32', (0, 32767), None, None),
+            ('salt', 'bytes', (0, 32767), None, None),
+            ('salted_password', 'bytes', (0, 32767), None, None),
+        )
+
+        def __eq__(self, other: object) -> bool:
+            if other.__class__ is not self.__class__:
+                return NotImplemented
+            return (
+                self.name == other.name
+                and self.mechanism == other.mechanism
+                and self.iterations == other.iterations
+                and self.salt == other.salt
+                and self.salted_password == other.salted_password
+            )
+
+        def __init__(
+            self,
+            *,
+            name: str = '',
+            mechanism: int = 0,
+            iterations: int = 0,
+            salt: bytes = b'',
+            salted_password: bytes = b'',
+        ) -> None:
+            self.name = name
+            self.mechanism = mechanism
+            self.iterations = iterations
+            self.salt = salt
+            self.salted_password = salted_password
+
+
+class AlterUserScramCredentialsResponse(Message):
+    """AlterUserScramCredentialsResponse (key 51), versions 0-0; flexible from v0."""
+
+    __slots__ = ('throttle_time_ms', 'results')
+    FIELDS = (
+        ('throttle_time_ms', 'int32', (0, 32767), None, None),
+        ('results', '[]AlterUserScramCredentialsResult', (0, 32767), None, None),
+    )
+
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is not self.__class__:
+            return NotImplemented
+        return (
+            self.throttle_time_ms == other.throttle_time_ms
+            and self.results == other.results
+        )
+
+    def __init__(
+        self,
+        *,
+        throttle_time_ms: int = 0,
+        results: list[AlterUserScramCredentialsResponse.AlterUserScramCredentialsResult] = _DEFAULT,
+    ) -> None:
+        self.throttle_time_ms = throttle_time_ms
+        self.results = [] if results is _DEFAULT else results
+
+    API_KEY = 51
+    VALID_VERSIONS = (0, 0)
+    FLEXIBLE_VERSION = 0
+
+    def encode(self, version: int) -> bytes:
+        _check_version(self, version)
+        out = bytearray()
+        _w_AlterUserScramCredentialsResponse(out, self, version)
+        return bytes(out)
+
+    def encode_into(self, out: bytearray, version: int) -> None:
+        _check_version(self, version)
+        _w_AlterUserScramCredentialsResponse(out, self, version)
+
+    @classmethod
+    def decode(cls, buf: Buffer, version: int) -> AlterUserScramCredentialsResponse:
+        return _decode_message(cls, _r_AlterUserScramCredentialsResponse, buf, version)[0]
+
+    @classmethod
+    def decode_from(cls, reader: Reader, version: int) -> AlterUserScramCredentialsResponse:
+        """Decode one message at reader.pos and advance it; bytes after it are left unread."""
+        obj, reader.pos = _decode_message(cls, _r_AlterUserScramCredentialsResponse, reader.buf, version, reader.pos, False)
+        return obj
+
+    class AlterUserScramCredentialsResult(Message):
+        __slots__ = ('user', 'error_code', 'error_message')
+        FIELDS = (
+            ('user', 'string', (0, 32767), None, None),
+            ('error_code', 'int16', (0, 32767), None, None),
+            ('error_message', 'string', (0, 32767), (0, 32767), None),
+        )
+
+        def __eq__(self, other: object) -> bool:
+            if other.__class__ is not self.__class__:
+                return NotImplemented
+            return (
+                self.user == other.user
+                and self.error_code == other.error_code
+                and self.error_message == other.error_message
+            )
+
+        def __init__(
+            self,
+            *,
+            user: str = '',
+            error_code: int = 0,
+            error_message: str | None = '',
+        ) -> None:
+            self.user = user
+            self.error_code = error_code
+            self.error_message = error_message
+
+
 class DescribeClusterRequest(Message):
     """DescribeClusterRequest (key 60), versions 0-1; flexible from v0."""
 
@@ -6648,6 +7808,8 @@ _C_DescribeGroupsResponse_DescribedGroupMember = DescribeGroupsResponse.Describe
 _C_ListGroupsRequest = ListGroupsRequest
 _C_ListGroupsResponse = ListGroupsResponse
 _C_ListGroupsResponse_ListedGroup = ListGroupsResponse.ListedGroup
+_C_SaslHandshakeRequest = SaslHandshakeRequest
+_C_SaslHandshakeResponse = SaslHandshakeResponse
 _C_ApiVersionsRequest = ApiVersionsRequest
 _C_ApiVersionsResponse = ApiVersionsResponse
 _C_ApiVersionsResponse_ApiVersion = ApiVersionsResponse.ApiVersion
@@ -6678,6 +7840,19 @@ _C_OffsetForLeaderEpochRequest_OffsetForLeaderPartition = OffsetForLeaderEpochRe
 _C_OffsetForLeaderEpochResponse = OffsetForLeaderEpochResponse
 _C_OffsetForLeaderEpochResponse_OffsetForLeaderTopicResult = OffsetForLeaderEpochResponse.OffsetForLeaderTopicResult
 _C_OffsetForLeaderEpochResponse_EpochEndOffset = OffsetForLeaderEpochResponse.EpochEndOffset
+_C_DescribeAclsRequest = DescribeAclsRequest
+_C_DescribeAclsResponse = DescribeAclsResponse
+_C_DescribeAclsResponse_DescribeAclsResource = DescribeAclsResponse.DescribeAclsResource
+_C_DescribeAclsResponse_AclDescription = DescribeAclsResponse.AclDescription
+_C_CreateAclsRequest = CreateAclsRequest
+_C_CreateAclsRequest_AclCreation = CreateAclsRequest.AclCreation
+_C_CreateAclsResponse = CreateAclsResponse
+_C_CreateAclsResponse_AclCreationResult = CreateAclsResponse.AclCreationResult
+_C_DeleteAclsRequest = DeleteAclsRequest
+_C_DeleteAclsRequest_DeleteAclsFilter = DeleteAclsRequest.DeleteAclsFilter
+_C_DeleteAclsResponse = DeleteAclsResponse
+_C_DeleteAclsResponse_DeleteAclsFilterResult = DeleteAclsResponse.DeleteAclsFilterResult
+_C_DeleteAclsResponse_DeleteAclsMatchingAcl = DeleteAclsResponse.DeleteAclsMatchingAcl
 _C_DescribeConfigsRequest = DescribeConfigsRequest
 _C_DescribeConfigsRequest_DescribeConfigsResource = DescribeConfigsRequest.DescribeConfigsResource
 _C_DescribeConfigsResponse = DescribeConfigsResponse
@@ -6695,6 +7870,8 @@ _C_DescribeLogDirsResponse = DescribeLogDirsResponse
 _C_DescribeLogDirsResponse_DescribeLogDirsResult = DescribeLogDirsResponse.DescribeLogDirsResult
 _C_DescribeLogDirsResponse_DescribeLogDirsTopic = DescribeLogDirsResponse.DescribeLogDirsTopic
 _C_DescribeLogDirsResponse_DescribeLogDirsPartition = DescribeLogDirsResponse.DescribeLogDirsPartition
+_C_SaslAuthenticateRequest = SaslAuthenticateRequest
+_C_SaslAuthenticateResponse = SaslAuthenticateResponse
 _C_CreatePartitionsRequest = CreatePartitionsRequest
 _C_CreatePartitionsRequest_CreatePartitionsTopic = CreatePartitionsRequest.CreatePartitionsTopic
 _C_CreatePartitionsRequest_CreatePartitionsAssignment = CreatePartitionsRequest.CreatePartitionsAssignment
@@ -6730,6 +7907,16 @@ _C_OffsetDeleteRequest_OffsetDeleteRequestPartition = OffsetDeleteRequest.Offset
 _C_OffsetDeleteResponse = OffsetDeleteResponse
 _C_OffsetDeleteResponse_OffsetDeleteResponseTopic = OffsetDeleteResponse.OffsetDeleteResponseTopic
 _C_OffsetDeleteResponse_OffsetDeleteResponsePartition = OffsetDeleteResponse.OffsetDeleteResponsePartition
+_C_DescribeUserScramCredentialsRequest = DescribeUserScramCredentialsRequest
+_C_DescribeUserScramCredentialsRequest_UserName = DescribeUserScramCredentialsRequest.UserName
+_C_DescribeUserScramCredentialsResponse = DescribeUserScramCredentialsResponse
+_C_DescribeUserScramCredentialsResponse_DescribeUserScramCredentialsResult = DescribeUserScramCredentialsResponse.DescribeUserScramCredentialsResult
+_C_DescribeUserScramCredentialsResponse_CredentialInfo = DescribeUserScramCredentialsResponse.CredentialInfo
+_C_AlterUserScramCredentialsRequest = AlterUserScramCredentialsRequest
+_C_AlterUserScramCredentialsRequest_ScramCredentialDeletion = AlterUserScramCredentialsRequest.ScramCredentialDeletion
+_C_AlterUserScramCredentialsRequest_ScramCredentialUpsertion = AlterUserScramCredentialsRequest.ScramCredentialUpsertion
+_C_AlterUserScramCredentialsResponse = AlterUserScramCredentialsResponse
+_C_AlterUserScramCredentialsResponse_AlterUserScramCredentialsResult = AlterUserScramCredentialsResponse.AlterUserScramCredentialsResult
 _C_DescribeClusterRequest = DescribeClusterRequest
 _C_DescribeClusterResponse = DescribeClusterResponse
 _C_DescribeClusterResponse_DescribeClusterBroker = DescribeClusterResponse.DescribeClusterBroker
@@ -9981,6 +11168,36 @@ def _w_ListGroupsResponse_ListedGroup(out, self, version):
         out.append(0)
 
 
+def _r_SaslHandshakeRequest(buf, pos, version):
+    self = _new(_C_SaslHandshakeRequest)
+    self.mechanism, pos = _read_string(buf, pos)
+    return self, pos
+
+
+def _w_SaslHandshakeRequest(out, self, version):
+    _write_string(out, self.mechanism)
+
+
+def _r_SaslHandshakeResponse(buf, pos, version):
+    self = _new(_C_SaslHandshakeResponse)
+    self.error_code = _S_h.unpack_from(buf, pos)[0]
+    pos += 2
+    n1, pos = _read_count(buf, pos)
+    a2 = []
+    for _ in range(n1):
+        e, pos = _read_string(buf, pos)
+        a2.append(e)
+    self.mechanisms = a2
+    return self, pos
+
+
+def _w_SaslHandshakeResponse(out, self, version):
+    out += _S_h.pack(self.error_code)
+    _write_count(out, len(self.mechanisms))
+    for e in self.mechanisms:
+        _write_string(out, e)
+
+
 def _r_ApiVersionsRequest(buf, pos, version):
     self = _new(_C_ApiVersionsRequest)
     if version >= 3:
@@ -11041,6 +12258,541 @@ def _w_OffsetForLeaderEpochResponse_EpochEndOffset(out, self, version):
         out.append(0)
 
 
+def _r_DescribeAclsRequest(buf, pos, version):
+    self = _new(_C_DescribeAclsRequest)
+    self.resource_type_filter = _S_b.unpack_from(buf, pos)[0]
+    pos += 1
+    if version <= 1:
+        self.resource_name_filter, pos = _read_nullable_string(buf, pos)
+    else:
+        self.resource_name_filter, pos = _read_compact_nullable_string(buf, pos)
+    if version >= 1:
+        self.pattern_type_filter = _S_b.unpack_from(buf, pos)[0]
+        pos += 1
+    else:
+        self.pattern_type_filter = 3
+    if version <= 1:
+        self.principal_filter, pos = _read_nullable_string(buf, pos)
+    else:
+        self.principal_filter, pos = _read_compact_nullable_string(buf, pos)
+    if version <= 1:
+        self.host_filter, pos = _read_nullable_string(buf, pos)
+    else:
+        self.host_filter, pos = _read_compact_nullable_string(buf, pos)
+    self.operation, self.permission_type = _S_bb.unpack_from(buf, pos)
+    pos += 2
+    if version >= 2:
+        if buf[pos] == 0:
+            pos += 1
+        else:
+            pos = _skip_tagged_fields(buf, pos)
+    return self, pos
+
+
+def _w_DescribeAclsRequest(out, self, version):
+    out += _S_b.pack(self.resource_type_filter)
+    if version <= 1:
+        _write_nullable_string(out, self.resource_name_filter)
+    else:
+        _write_compact_nullable_string(out, self.resource_name_filter)
+    if version >= 1:
+        out += _S_b.pack(self.pattern_type_filter)
+    if version <= 1:
+        _write_nullable_string(out, self.principal_filter)
+    else:
+        _write_compact_nullable_string(out, self.principal_filter)
+    if version <= 1:
+        _write_nullable_string(out, self.host_filter)
+    else:
+        _write_compact_nullable_string(out, self.host_filter)
+    out += _S_bb.pack(self.operation, self.permission_type)
+    if version >= 2:
+        out.append(0)
+
+
+def _r_DescribeAclsResponse(buf, pos, version):
+    self = _new(_C_DescribeAclsResponse)
+    self.throttle_time_ms, self.error_code = _S_ih.unpack_from(buf, pos)
+    pos += 6
+    if version <= 1:
+        self.error_message, pos = _read_nullable_string(buf, pos)
+    else:
+        self.error_message, pos = _read_compact_nullable_string(buf, pos)
+    if version <= 1:
+        n1, pos = _read_count(buf, pos)
+    else:
+        n1, pos = _read_compact_count(buf, pos)
+    a2 = []
+    for _ in range(n1):
+        e, pos = _r_DescribeAclsResponse_DescribeAclsResource(buf, pos, version)
+        a2.append(e)
+    self.resources = a2
+    if version >= 2:
+        if buf[pos] == 0:
+            pos += 1
+        else:
+            pos = _skip_tagged_fields(buf, pos)
+    return self, pos
+
+
+def _w_DescribeAclsResponse(out, self, version):
+    out += _S_ih.pack(self.throttle_time_ms, self.error_code)
+    if version <= 1:
+        _write_nullable_string(out, self.error_message)
+    else:
+        _write_compact_nullable_string(out, self.error_message)
+    if version <= 1:
+        _write_count(out, len(self.resources))
+    else:
+        _write_compact_count(out, len(self.resources))
+    for e in self.resources:
+        _w_DescribeAclsResponse_DescribeAclsResource(out, e, version)
+    if version >= 2:
+        out.append(0)
+
+
+def _r_DescribeAclsResponse_DescribeAclsResource(buf, pos, version):
+    self = _new(_C_DescribeAclsResponse_DescribeAclsResource)
+    self.resource_type = _S_b.unpack_from(buf, pos)[0]
+    pos += 1
+    if version <= 1:
+        self.resource_name, pos = _read_string(buf, pos)
+    else:
+        self.resource_name, pos = _read_compact_string(buf, pos)
+    if version >= 1:
+        self.pattern_type = _S_b.unpack_from(buf, pos)[0]
+        pos += 1
+    else:
+        self.pattern_type = 3
+    if version <= 1:
+        n1, pos = _read_count(buf, pos)
+    else:
+        n1, pos = _read_compact_count(buf, pos)
+    a2 = []
+    for _ in range(n1):
+        e, pos = _r_DescribeAclsResponse_AclDescription(buf, pos, version)
+        a2.append(e)
+    self.acls = a2
+    if version >= 2:
+        if buf[pos] == 0:
+            pos += 1
+        else:
+            pos = _skip_tagged_fields(buf, pos)
+    return self, pos
+
+
+def _w_DescribeAclsResponse_DescribeAclsResource(out, self, version):
+    out += _S_b.pack(self.resource_type)
+    if version <= 1:
+        _write_string(out, self.resource_name)
+    else:
+        _write_compact_string(out, self.resource_name)
+    if version >= 1:
+        out += _S_b.pack(self.pattern_type)
+    if version <= 1:
+        _write_count(out, len(self.acls))
+    else:
+        _write_compact_count(out, len(self.acls))
+    for e in self.acls:
+        _w_DescribeAclsResponse_AclDescription(out, e, version)
+    if version >= 2:
+        out.append(0)
+
+
+def _r_DescribeAclsResponse_AclDescription(buf, pos, version):
+    self = _new(_C_DescribeAclsResponse_AclDescription)
+    if version <= 1:
+        self.principal, pos = _read_string(buf, pos)
+    else:
+        self.principal, pos = _read_compact_string(buf, pos)
+    if version <= 1:
+        self.host, pos = _read_string(buf, pos)
+    else:
+        self.host, pos = _read_compact_string(buf, pos)
+    self.operation, self.permission_type = _S_bb.unpack_from(buf, pos)
+    pos += 2
+    if version >= 2:
+        if buf[pos] == 0:
+            pos += 1
+        else:
+            pos = _skip_tagged_fields(buf, pos)
+    return self, pos
+
+
+def _w_DescribeAclsResponse_AclDescription(out, self, version):
+    if version <= 1:
+        _write_string(out, self.principal)
+    else:
+        _write_compact_string(out, self.principal)
+    if version <= 1:
+        _write_string(out, self.host)
+    else:
+        _write_compact_string(out, self.host)
+    out += _S_bb.pack(self.operation, self.permission_type)
+    if version >= 2:
+        out.append(0)
+
+
+def _r_CreateAclsRequest(buf, pos, version):
+    self = _new(_C_CreateAclsRequest)
+    if version <= 1:
+        n1, pos = _read_count(buf, pos)
+    else:
+        n1, pos = _read_compact_count(buf, pos)
+    a2 = []
+    for _ in range(n1):
+        e, pos = _r_CreateAclsRequest_AclCreation(buf, pos, version)
+        a2.append(e)
+    self.creations = a2
+    if version >= 2:
+        if buf[pos] == 0:
+            pos += 1
+        else:
+            pos = _skip_tagged_fields(buf, pos)
+    return self, pos
+
+
+def _w_CreateAclsRequest(out, self, version):
+    if version <= 1:
+        _write_count(out, len(self.creations))
+    else:
+        _write_compact_count(out, len(self.creations))
+    for e in self.creations:
+        _w_CreateAclsRequest_AclCreation(out, e, version)
+    if version >= 2:
+        out.append(0)
+
+
+def _r_CreateAclsRequest_AclCreation(buf, pos, version):
+    self = _new(_C_CreateAclsRequest_AclCreation)
+    self.resource_type = _S_b.unpack_from(buf, pos)[0]
+    pos += 1
+    if version <= 1:
+        self.resource_name, pos = _read_string(buf, pos)
+    else:
+        self.resource_name, pos = _read_compact_string(buf, pos)
+    if version >= 1:
+        self.resource_pattern_type = _S_b.unpack_from(buf, pos)[0]
+        pos += 1
+    else:
+        self.resource_pattern_type = 3
+    if version <= 1:
+        self.principal, pos = _read_string(buf, pos)
+    else:
+        self.principal, pos = _read_compact_string(buf, pos)
+    if version <= 1:
+        self.host, pos = _read_string(buf, pos)
+    else:
+        self.host, pos = _read_compact_string(buf, pos)
+    self.operation, self.permission_type = _S_bb.unpack_from(buf, pos)
+    pos += 2
+    if version >= 2:
+        if buf[pos] == 0:
+            pos += 1
+        else:
+            pos = _skip_tagged_fields(buf, pos)
+    return self, pos
+
+
+def _w_CreateAclsRequest_AclCreation(out, self, version):
+    out += _S_b.pack(self.resource_type)
+    if version <= 1:
+        _write_string(out, self.resource_name)
+    else:
+        _write_compact_string(out, self.resource_name)
+    if version >= 1:
+        out += _S_b.pack(self.resource_pattern_type)
+    if version <= 1:
+        _write_string(out, self.principal)
+    else:
+        _write_compact_string(out, self.principal)
+    if version <= 1:
+        _write_string(out, self.host)
+    else:
+        _write_compact_string(out, self.host)
+    out += _S_bb.pack(self.operation, self.permission_type)
+    if version >= 2:
+        out.append(0)
+
+
+def _r_CreateAclsResponse(buf, pos, version):
+    self = _new(_C_CreateAclsResponse)
+    self.throttle_time_ms = _S_i.unpack_from(buf, pos)[0]
+    pos += 4
+    if version <= 1:
+        n1, pos = _read_count(buf, pos)
+    else:
+        n1, pos = _read_compact_count(buf, pos)
+    a2 = []
+    for _ in range(n1):
+        e, pos = _r_CreateAclsResponse_AclCreationResult(buf, pos, version)
+        a2.append(e)
+    self.results = a2
+    if version >= 2:
+        if buf[pos] == 0:
+            pos += 1
+        else:
+            pos = _skip_tagged_fields(buf, pos)
+    return self, pos
+
+
+def _w_CreateAclsResponse(out, self, version):
+    out += _S_i.pack(self.throttle_time_ms)
+    if version <= 1:
+        _write_count(out, len(self.results))
+    else:
+        _write_compact_count(out, len(self.results))
+    for e in self.results:
+        _w_CreateAclsResponse_AclCreationResult(out, e, version)
+    if version >= 2:
+        out.append(0)
+
+
+def _r_CreateAclsResponse_AclCreationResult(buf, pos, version):
+    self = _new(_C_CreateAclsResponse_AclCreationResult)
+    self.error_code = _S_h.unpack_from(buf, pos)[0]
+    pos += 2
+    if version <= 1:
+        self.error_message, pos = _read_nullable_string(buf, pos)
+    else:
+        self.error_message, pos = _read_compact_nullable_string(buf, pos)
+    if version >= 2:
+        if buf[pos] == 0:
+            pos += 1
+        else:
+            pos = _skip_tagged_fields(buf, pos)
+    return self, pos
+
+
+def _w_CreateAclsResponse_AclCreationResult(out, self, version):
+    out += _S_h.pack(self.error_code)
+    if version <= 1:
+        _write_nullable_string(out, self.error_message)
+    else:
+        _write_compact_nullable_string(out, self.error_message)
+    if version >= 2:
+        out.append(0)
+
+
+def _r_DeleteAclsRequest(buf, pos, version):
+    self = _new(_C_DeleteAclsRequest)
+    if version <= 1:
+        n1, pos = _read_count(buf, pos)
+    else:
+        n1, pos = _read_compact_count(buf, pos)
+    a2 = []
+    for _ in range(n1):
+        e, pos = _r_DeleteAclsRequest_DeleteAclsFilter(buf, pos, version)
+        a2.append(e)
+    self.filters = a2
+    if version >= 2:
+        if buf[pos] == 0:
+            pos += 1
+        else:
+            pos = _skip_tagged_fields(buf, pos)
+    return self, pos
+
+
+def _w_DeleteAclsRequest(out, self, version):
+    if version <= 1:
+        _write_count(out, len(self.filters))
+    else:
+        _write_compact_count(out, len(self.filters))
+    for e in self.filters:
+        _w_DeleteAclsRequest_DeleteAclsFilter(out, e, version)
+    if version >= 2:
+        out.append(0)
+
+
+def _r_DeleteAclsRequest_DeleteAclsFilter(buf, pos, version):
+    self = _new(_C_DeleteAclsRequest_DeleteAclsFilter)
+    self.resource_type_filter = _S_b.unpack_from(buf, pos)[0]
+    pos += 1
+    if version <= 1:
+        self.resource_name_filter, pos = _read_nullable_string(buf, pos)
+    else:
+        self.resource_name_filter, pos = _read_compact_nullable_string(buf, pos)
+    if version >= 1:
+        self.pattern_type_filter = _S_b.unpack_from(buf, pos)[0]
+        pos += 1
+    else:
+        self.pattern_type_filter = 3
+    if version <= 1:
+        self.principal_filter, pos = _read_nullable_string(buf, pos)
+    else:
+        self.principal_filter, pos = _read_compact_nullable_string(buf, pos)
+    if version <= 1:
+        self.host_filter, pos = _read_nullable_string(buf, pos)
+    else:
+        self.host_filter, pos = _read_compact_nullable_string(buf, pos)
+    self.operation, self.permission_type = _S_bb.unpack_from(buf, pos)
+    pos += 2
+    if version >= 2:
+        if buf[pos] == 0:
+            pos += 1
+        else:
+            pos = _skip_tagged_fields(buf, pos)
+    return self, pos
+
+
+def _w_DeleteAclsRequest_DeleteAclsFilter(out, self, version):
+    out += _S_b.pack(self.resource_type_filter)
+    if version <= 1:
+        _write_nullable_string(out, self.resource_name_filter)
+    else:
+        _write_compact_nullable_string(out, self.resource_name_filter)
+    if version >= 1:
+        out += _S_b.pack(self.pattern_type_filter)
+    if version <= 1:
+        _write_nullable_string(out, self.principal_filter)
+    else:
+        _write_compact_nullable_string(out, self.principal_filter)
+    if version <= 1:
+        _write_nullable_string(out, self.host_filter)
+    else:
+        _write_compact_nullable_string(out, self.host_filter)
+    out += _S_bb.pack(self.operation, self.permission_type)
+    if version >= 2:
+        out.append(0)
+
+
+def _r_DeleteAclsResponse(buf, pos, version):
+    self = _new(_C_DeleteAclsResponse)
+    self.throttle_time_ms = _S_i.unpack_from(buf, pos)[0]
+    pos += 4
+    if version <= 1:
+        n1, pos = _read_count(buf, pos)
+    else:
+        n1, pos = _read_compact_count(buf, pos)
+    a2 = []
+    for _ in range(n1):
+        e, pos = _r_DeleteAclsResponse_DeleteAclsFilterResult(buf, pos, version)
+        a2.append(e)
+    self.filter_results = a2
+    if version >= 2:
+        if buf[pos] == 0:
+            pos += 1
+        else:
+            pos = _skip_tagged_fields(buf, pos)
+    return self, pos
+
+
+def _w_DeleteAclsResponse(out, self, version):
+    out += _S_i.pack(self.throttle_time_ms)
+    if version <= 1:
+        _write_count(out, len(self.filter_results))
+    else:
+        _write_compact_count(out, len(self.filter_results))
+    for e in self.filter_results:
+        _w_DeleteAclsResponse_DeleteAclsFilterResult(out, e, version)
+    if version >= 2:
+        out.append(0)
+
+
+def _r_DeleteAclsResponse_DeleteAclsFilterResult(buf, pos, version):
+    self = _new(_C_DeleteAclsResponse_DeleteAclsFilterResult)
+    self.error_code = _S_h.unpack_from(buf, pos)[0]
+    pos += 2
+    if version <= 1:
+        self.error_message, pos = _read_nullable_string(buf, pos)
+    else:
+        self.error_message, pos = _read_compact_nullable_string(buf, pos)
+    if version <= 1:
+        n1, pos = _read_count(buf, pos)
+    else:
+        n1, pos = _read_compact_count(buf, pos)
+    a2 = []
+    for _ in range(n1):
+        e, pos = _r_DeleteAclsResponse_DeleteAclsMatchingAcl(buf, pos, version)
+        a2.append(e)
+    self.matching_acls = a2
+    if version >= 2:
+        if buf[pos] == 0:
+            pos += 1
+        else:
+            pos = _skip_tagged_fields(buf, pos)
+    return self, pos
+
+
+def _w_DeleteAclsResponse_DeleteAclsFilterResult(out, self, version):
+    out += _S_h.pack(self.error_code)
+    if version <= 1:
+        _write_nullable_string(out, self.error_message)
+    else:
+        _write_compact_nullable_string(out, self.error_message)
+    if version <= 1:
+        _write_count(out, len(self.matching_acls))
+    else:
+        _write_compact_count(out, len(self.matching_acls))
+    for e in self.matching_acls:
+        _w_DeleteAclsResponse_DeleteAclsMatchingAcl(out, e, version)
+    if version >= 2:
+        out.append(0)
+
+
+def _r_DeleteAclsResponse_DeleteAclsMatchingAcl(buf, pos, version):
+    self = _new(_C_DeleteAclsResponse_DeleteAclsMatchingAcl)
+    self.error_code = _S_h.unpack_from(buf, pos)[0]
+    pos += 2
+    if version <= 1:
+        self.error_message, pos = _read_nullable_string(buf, pos)
+    else:
+        self.error_message, pos = _read_compact_nullable_string(buf, pos)
+    self.resource_type = _S_b.unpack_from(buf, pos)[0]
+    pos += 1
+    if version <= 1:
+        self.resource_name, pos = _read_string(buf, pos)
+    else:
+        self.resource_name, pos = _read_compact_string(buf, pos)
+    if version >= 1:
+        self.pattern_type = _S_b.unpack_from(buf, pos)[0]
+        pos += 1
+    else:
+        self.pattern_type = 3
+    if version <= 1:
+        self.principal, pos = _read_string(buf, pos)
+    else:
+        self.principal, pos = _read_compact_string(buf, pos)
+    if version <= 1:
+        self.host, pos = _read_string(buf, pos)
+    else:
+        self.host, pos = _read_compact_string(buf, pos)
+    self.operation, self.permission_type = _S_bb.unpack_from(buf, pos)
+    pos += 2
+    if version >= 2:
+        if buf[pos] == 0:
+            pos += 1
+        else:
+            pos = _skip_tagged_fields(buf, pos)
+    return self, pos
+
+
+def _w_DeleteAclsResponse_DeleteAclsMatchingAcl(out, self, version):
+    out += _S_h.pack(self.error_code)
+    if version <= 1:
+        _write_nullable_string(out, self.error_message)
+    else:
+        _write_compact_nullable_string(out, self.error_message)
+    out += _S_b.pack(self.resource_type)
+    if version <= 1:
+        _write_string(out, self.resource_name)
+    else:
+        _write_compact_string(out, self.resource_name)
+    if version >= 1:
+        out += _S_b.pack(self.pattern_type)
+    if version <= 1:
+        _write_string(out, self.principal)
+    else:
+        _write_compact_string(out, self.principal)
+    if version <= 1:
+        _write_string(out, self.host)
+    else:
+        _write_compact_string(out, self.host)
+    out += _S_bb.pack(self.operation, self.permission_type)
+    if version >= 2:
+        out.append(0)
+
+
 def _r_DescribeConfigsRequest(buf, pos, version):
     self = _new(_C_DescribeConfigsRequest)
     if version <= 3:
@@ -11735,6 +13487,70 @@ def _r_DescribeLogDirsResponse_DescribeLogDirsPartition(buf, pos, version):
 
 def _w_DescribeLogDirsResponse_DescribeLogDirsPartition(out, self, version):
     out += _S_iqqo.pack(self.partition_index, self.partition_size, self.offset_lag, self.is_future_key)
+    if version >= 2:
+        out.append(0)
+
+
+def _r_SaslAuthenticateRequest(buf, pos, version):
+    self = _new(_C_SaslAuthenticateRequest)
+    if version <= 1:
+        self.auth_bytes, pos = _read_bytes(buf, pos)
+    else:
+        self.auth_bytes, pos = _read_compact_bytes(buf, pos)
+    if version >= 2:
+        if buf[pos] == 0:
+            pos += 1
+        else:
+            pos = _skip_tagged_fields(buf, pos)
+    return self, pos
+
+
+def _w_SaslAuthenticateRequest(out, self, version):
+    if version <= 1:
+        _write_bytes(out, self.auth_bytes)
+    else:
+        _write_compact_bytes(out, self.auth_bytes)
+    if version >= 2:
+        out.append(0)
+
+
+def _r_SaslAuthenticateResponse(buf, pos, version):
+    self = _new(_C_SaslAuthenticateResponse)
+    self.error_code = _S_h.unpack_from(buf, pos)[0]
+    pos += 2
+    if version <= 1:
+        self.error_message, pos = _read_nullable_string(buf, pos)
+    else:
+        self.error_message, pos = _read_compact_nullable_string(buf, pos)
+    if version <= 1:
+        self.auth_bytes, pos = _read_bytes(buf, pos)
+    else:
+        self.auth_bytes, pos = _read_compact_bytes(buf, pos)
+    if version >= 1:
+        self.session_lifetime_ms = _S_q.unpack_from(buf, pos)[0]
+        pos += 8
+    else:
+        self.session_lifetime_ms = 0
+    if version >= 2:
+        if buf[pos] == 0:
+            pos += 1
+        else:
+            pos = _skip_tagged_fields(buf, pos)
+    return self, pos
+
+
+def _w_SaslAuthenticateResponse(out, self, version):
+    out += _S_h.pack(self.error_code)
+    if version <= 1:
+        _write_nullable_string(out, self.error_message)
+    else:
+        _write_compact_nullable_string(out, self.error_message)
+    if version <= 1:
+        _write_bytes(out, self.auth_bytes)
+    else:
+        _write_compact_bytes(out, self.auth_bytes)
+    if version >= 1:
+        out += _S_q.pack(self.session_lifetime_ms)
     if version >= 2:
         out.append(0)
 
@@ -12746,6 +14562,237 @@ def _w_OffsetDeleteResponse_OffsetDeleteResponsePartition(out, self, version):
     out += _S_ih.pack(self.partition_index, self.error_code)
 
 
+def _r_DescribeUserScramCredentialsRequest(buf, pos, version):
+    self = _new(_C_DescribeUserScramCredentialsRequest)
+    n1, pos = _read_compact_nullable_count(buf, pos)
+    if n1 < 0:
+        self.users = None
+    else:
+        a2 = []
+        for _ in range(n1):
+            e, pos = _r_DescribeUserScramCredentialsRequest_UserName(buf, pos, version)
+            a2.append(e)
+        self.users = a2
+    if buf[pos] == 0:
+        pos += 1
+    else:
+        pos = _skip_tagged_fields(buf, pos)
+    return self, pos
+
+
+def _w_DescribeUserScramCredentialsRequest(out, self, version):
+    if self.users is None:
+        out.append(0)
+    else:
+        _write_compact_count(out, len(self.users))
+        for e in self.users:
+            _w_DescribeUserScramCredentialsRequest_UserName(out, e, version)
+    out.append(0)
+
+
+def _r_DescribeUserScramCredentialsRequest_UserName(buf, pos, version):
+    self = _new(_C_DescribeUserScramCredentialsRequest_UserName)
+    self.name, pos = _read_compact_string(buf, pos)
+    if buf[pos] == 0:
+        pos += 1
+    else:
+        pos = _skip_tagged_fields(buf, pos)
+    return self, pos
+
+
+def _w_DescribeUserScramCredentialsRequest_UserName(out, self, version):
+    _write_compact_string(out, self.name)
+    out.append(0)
+
+
+def _r_DescribeUserScramCredentialsResponse(buf, pos, version):
+    self = _new(_C_DescribeUserScramCredentialsResponse)
+    self.throttle_time_ms, self.error_code = _S_ih.unpack_from(buf, pos)
+    pos += 6
+    self.error_message, pos = _read_compact_nullable_string(buf, pos)
+    n1, pos = _read_compact_count(buf, pos)
+    a2 = []
+    for _ in range(n1):
+        e, pos = _r_DescribeUserScramCredentialsResponse_DescribeUserScramCredentialsResult(buf, pos, version)
+        a2.append(e)
+    self.results = a2
+    if buf[pos] == 0:
+        pos += 1
+    else:
+        pos = _skip_tagged_fields(buf, pos)
+    return self, pos
+
+
+def _w_DescribeUserScramCredentialsResponse(out, self, version):
+    out += _S_ih.pack(self.throttle_time_ms, self.error_code)
+    _write_compact_nullable_string(out, self.error_message)
+    _write_compact_count(out, len(self.results))
+    for e in self.results:
+        _w_DescribeUserScramCredentialsResponse_DescribeUserScramCredentialsResult(out, e, version)
+    out.append(0)
+
+
+def _r_DescribeUserScramCredentialsResponse_DescribeUserScramCredentialsResult(buf, pos, version):
+    self = _new(_C_DescribeUserScramCredentialsResponse_DescribeUserScramCredentialsResult)
+    self.user, pos = _read_compact_string(buf, pos)
+    self.error_code = _S_h.unpack_from(buf, pos)[0]
+    pos += 2
+    self.error_message, pos = _read_compact_nullable_string(buf, pos)
+    n1, pos = _read_compact_count(buf, pos)
+    a2 = []
+    for _ in range(n1):
+        e, pos = _r_DescribeUserScramCredentialsResponse_CredentialInfo(buf, pos, version)
+        a2.append(e)
+    self.credential_infos = a2
+    if buf[pos] == 0:
+        pos += 1
+    else:
+        pos = _skip_tagged_fields(buf, pos)
+    return self, pos
+
+
+def _w_DescribeUserScramCredentialsResponse_DescribeUserScramCredentialsResult(out, self, version):
+    _write_compact_string(out, self.user)
+    out += _S_h.pack(self.error_code)
+    _write_compact_nullable_string(out, self.error_message)
+    _write_compact_count(out, len(self.credential_infos))
+    for e in self.credential_infos:
+        _w_DescribeUserScramCredentialsResponse_CredentialInfo(out, e, version)
+    out.append(0)
+
+
+def _r_DescribeUserScramCredentialsResponse_CredentialInfo(buf, pos, version):
+    self = _new(_C_DescribeUserScramCredentialsResponse_CredentialInfo)
+    self.mechanism, self.iterations = _S_bi.unpack_from(buf, pos)
+    pos += 5
+    if buf[pos] == 0:
+        pos += 1
+    else:
+        pos = _skip_tagged_fields(buf, pos)
+    return self, pos
+
+
+def _w_DescribeUserScramCredentialsResponse_CredentialInfo(out, self, version):
+    out += _S_bi.pack(self.mechanism, self.iterations)
+    out.append(0)
+
+
+def _r_AlterUserScramCredentialsRequest(buf, pos, version):
+    self = _new(_C_AlterUserScramCredentialsRequest)
+    n1, pos = _read_compact_count(buf, pos)
+    a2 = []
+    for _ in range(n1):
+        e, pos = _r_AlterUserScramCredentialsRequest_ScramCredentialDeletion(buf, pos, version)
+        a2.append(e)
+    self.deletions = a2
+    n3, pos = _read_compact_count(buf, pos)
+    a4 = []
+    for _ in range(n3):
+        e, pos = _r_AlterUserScramCredentialsRequest_ScramCredentialUpsertion(buf, pos, version)
+        a4.append(e)
+    self.upsertions = a4
+    if buf[pos] == 0:
+        pos += 1
+    else:
+        pos = _skip_tagged_fields(buf, pos)
+    return self, pos
+
+
+def _w_AlterUserScramCredentialsRequest(out, self, version):
+    _write_compact_count(out, len(self.deletions))
+    for e in self.deletions:
+        _w_AlterUserScramCredentialsRequest_ScramCredentialDeletion(out, e, version)
+    _write_compact_count(out, len(self.upsertions))
+    for e in self.upsertions:
+        _w_AlterUserScramCredentialsRequest_ScramCredentialUpsertion(out, e, version)
+    out.append(0)
+
+
+def _r_AlterUserScramCredentialsRequest_ScramCredentialDeletion(buf, pos, version):
+    self = _new(_C_AlterUserScramCredentialsRequest_ScramCredentialDeletion)
+    self.name, pos = _read_compact_string(buf, pos)
+    self.mechanism = _S_b.unpack_from(buf, pos)[0]
+    pos += 1
+    if buf[pos] == 0:
+        pos += 1
+    else:
+        pos = _skip_tagged_fields(buf, pos)
+    return self, pos
+
+
+def _w_AlterUserScramCredentialsRequest_ScramCredentialDeletion(out, self, version):
+    _write_compact_string(out, self.name)
+    out += _S_b.pack(self.mechanism)
+    out.append(0)
+
+
+def _r_AlterUserScramCredentialsRequest_ScramCredentialUpsertion(buf, pos, version):
+    self = _new(_C_AlterUserScramCredentialsRequest_ScramCredentialUpsertion)
+    self.name, pos = _read_compact_string(buf, pos)
+    self.mechanism, self.iterations = _S_bi.unpack_from(buf, pos)
+    pos += 5
+    self.salt, pos = _read_compact_bytes(buf, pos)
+    self.salted_password, pos = _read_compact_bytes(buf, pos)
+    if buf[pos] == 0:
+        pos += 1
+    else:
+        pos = _skip_tagged_fields(buf, pos)
+    return self, pos
+
+
+def _w_AlterUserScramCredentialsRequest_ScramCredentialUpsertion(out, self, version):
+    _write_compact_string(out, self.name)
+    out += _S_bi.pack(self.mechanism, self.iterations)
+    _write_compact_bytes(out, self.salt)
+    _write_compact_bytes(out, self.salted_password)
+    out.append(0)
+
+
+def _r_AlterUserScramCredentialsResponse(buf, pos, version):
+    self = _new(_C_AlterUserScramCredentialsResponse)
+    self.throttle_time_ms = _S_i.unpack_from(buf, pos)[0]
+    pos += 4
+    n1, pos = _read_compact_count(buf, pos)
+    a2 = []
+    for _ in range(n1):
+        e, pos = _r_AlterUserScramCredentialsResponse_AlterUserScramCredentialsResult(buf, pos, version)
+        a2.append(e)
+    self.results = a2
+    if buf[pos] == 0:
+        pos += 1
+    else:
+        pos = _skip_tagged_fields(buf, pos)
+    return self, pos
+
+
+def _w_AlterUserScramCredentialsResponse(out, self, version):
+    out += _S_i.pack(self.throttle_time_ms)
+    _write_compact_count(out, len(self.results))
+    for e in self.results:
+        _w_AlterUserScramCredentialsResponse_AlterUserScramCredentialsResult(out, e, version)
+    out.append(0)
+
+
+def _r_AlterUserScramCredentialsResponse_AlterUserScramCredentialsResult(buf, pos, version):
+    self = _new(_C_AlterUserScramCredentialsResponse_AlterUserScramCredentialsResult)
+    self.user, pos = _read_compact_string(buf, pos)
+    self.error_code = _S_h.unpack_from(buf, pos)[0]
+    pos += 2
+    self.error_message, pos = _read_compact_nullable_string(buf, pos)
+    if buf[pos] == 0:
+        pos += 1
+    else:
+        pos = _skip_tagged_fields(buf, pos)
+    return self, pos
+
+
+def _w_AlterUserScramCredentialsResponse_AlterUserScramCredentialsResult(out, self, version):
+    _write_compact_string(out, self.user)
+    out += _S_h.pack(self.error_code)
+    _write_compact_nullable_string(out, self.error_message)
+    out.append(0)
+
+
 def _r_DescribeClusterRequest(buf, pos, version):
     self = _new(_C_DescribeClusterRequest)
     self.include_cluster_authorized_operations = _S_o.unpack_from(buf, pos)[0]
@@ -12981,15 +15028,20 @@ REQUESTS: dict[int, type[Message]] = {
     14: SyncGroupRequest,
     15: DescribeGroupsRequest,
     16: ListGroupsRequest,
+    17: SaslHandshakeRequest,
     18: ApiVersionsRequest,
     19: CreateTopicsRequest,
     20: DeleteTopicsRequest,
     21: DeleteRecordsRequest,
     22: InitProducerIdRequest,
     23: OffsetForLeaderEpochRequest,
+    29: DescribeAclsRequest,
+    30: CreateAclsRequest,
+    31: DeleteAclsRequest,
     32: DescribeConfigsRequest,
     33: AlterConfigsRequest,
     35: DescribeLogDirsRequest,
+    36: SaslAuthenticateRequest,
     37: CreatePartitionsRequest,
     42: DeleteGroupsRequest,
     43: ElectLeadersRequest,
@@ -12997,6 +15049,8 @@ REQUESTS: dict[int, type[Message]] = {
     45: AlterPartitionReassignmentsRequest,
     46: ListPartitionReassignmentsRequest,
     47: OffsetDeleteRequest,
+    50: DescribeUserScramCredentialsRequest,
+    51: AlterUserScramCredentialsRequest,
     60: DescribeClusterRequest,
     61: DescribeProducersRequest,
 }
@@ -13015,15 +15069,20 @@ RESPONSES: dict[int, type[Message]] = {
     14: SyncGroupResponse,
     15: DescribeGroupsResponse,
     16: ListGroupsResponse,
+    17: SaslHandshakeResponse,
     18: ApiVersionsResponse,
     19: CreateTopicsResponse,
     20: DeleteTopicsResponse,
     21: DeleteRecordsResponse,
     22: InitProducerIdResponse,
     23: OffsetForLeaderEpochResponse,
+    29: DescribeAclsResponse,
+    30: CreateAclsResponse,
+    31: DeleteAclsResponse,
     32: DescribeConfigsResponse,
     33: AlterConfigsResponse,
     35: DescribeLogDirsResponse,
+    36: SaslAuthenticateResponse,
     37: CreatePartitionsResponse,
     42: DeleteGroupsResponse,
     43: ElectLeadersResponse,
@@ -13031,6 +15090,8 @@ RESPONSES: dict[int, type[Message]] = {
     45: AlterPartitionReassignmentsResponse,
     46: ListPartitionReassignmentsResponse,
     47: OffsetDeleteResponse,
+    50: DescribeUserScramCredentialsResponse,
+    51: AlterUserScramCredentialsResponse,
     60: DescribeClusterResponse,
     61: DescribeProducersResponse,
 }
@@ -13050,15 +15111,20 @@ _REQUEST_FLEXIBLE: dict[int, int | None] = {
     14: 4,
     15: 5,
     16: 3,
+    17: None,
     18: 3,
     19: 5,
     20: 4,
     21: 2,
     22: 2,
     23: 4,
+    29: 2,
+    30: 2,
+    31: 2,
     32: 4,
     33: 2,
     35: 2,
+    36: 2,
     37: 2,
     42: 2,
     43: 2,
@@ -13066,6 +15132,8 @@ _REQUEST_FLEXIBLE: dict[int, int | None] = {
     45: 0,
     46: 0,
     47: None,
+    50: 0,
+    51: 0,
     60: 0,
     61: 0,
 }
@@ -13084,15 +15152,20 @@ _RESPONSE_FLEXIBLE: dict[int, int | None] = {
     14: 4,
     15: 5,
     16: 3,
+    17: None,
     18: 3,
     19: 5,
     20: 4,
     21: 2,
     22: 2,
     23: 4,
+    29: 2,
+    30: 2,
+    31: 2,
     32: 4,
     33: 2,
     35: 2,
+    36: 2,
     37: 2,
     42: 2,
     43: 2,
@@ -13100,6 +15173,8 @@ _RESPONSE_FLEXIBLE: dict[int, int | None] = {
     45: 0,
     46: 0,
     47: None,
+    50: 0,
+    51: 0,
     60: 0,
     61: 0,
 }
