@@ -34,6 +34,10 @@ log = logging.getLogger(__name__)
 
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
+# Most partitions (or committed offsets) one answer adds up for its totals: past this,
+# the remaining rows are listed with their totals null ("summarized": false), so a page
+# over topics with 100k partitions costs milliseconds of the event loop, not seconds.
+SUMMARY_BUDGET = 20_000
 RATE_WINDOW_S = 5.0
 JSON = "application/json"
 HTML = "text/html; charset=utf-8"
@@ -74,11 +78,12 @@ def traffic_totals(metrics: Any) -> Traffic:
                  for c in counters)  # type: ignore[return-value]
 
 
-def _limit(req: Request) -> int:
+def _limit(req: Request, default: int = DEFAULT_LIMIT) -> int:
+    """The ``limit`` query parameter, within 1..MAX_LIMIT."""
     try:
-        return max(1, min(int(req.query.get("limit", DEFAULT_LIMIT)), MAX_LIMIT))
+        return max(1, min(int(req.query.get("limit", default)), MAX_LIMIT))
     except ValueError:
-        return DEFAULT_LIMIT
+        return default
 
 
 class ClusterView:
@@ -122,15 +127,15 @@ class ClusterView:
             self._sorted = (topics, sorted(topics))
         return self._sorted[1]
 
-    def topic_summary(self, name: str) -> dict[str, Any]:
+    def topic_summary(self, name: str, summarize: bool = True) -> dict[str, Any]:
         rec = self.logs.topics[name]
-        parts = [self.partition(name, p) for p in range(rec.partitions)]
+        parts = [self.partition(name, p) for p in range(rec.partitions)] if summarize else []
 
         def total(key: str) -> int | None:
             known = [x[key] for x in parts if x[key] is not None]
             return sum(known) if known else None
 
-        return {"name": name, "id": rec.id, "partitions": rec.partitions,
+        return {"name": name, "id": rec.id, "partitions": rec.partitions, "summarized": summarize,
                 # log start and size come from partition logs: those this broker owns or reads
                 "partitions_local": sum(1 for x in parts if x["size_bytes"] is not None),
                 "log_start": total("log_start"), "high_watermark": total("high_watermark"),
@@ -139,14 +144,18 @@ class ClusterView:
     def topics(self, q: str = "", limit: int = DEFAULT_LIMIT) -> dict[str, Any]:
         names = self._names()
         matched = [n for n in names if q in n] if q else names
-        return {"total": len(names), "matched": len(matched), "filter": q, "limit": limit,
-                "topics": [self.topic_summary(n) for n in matched[:limit]]}
+        budget, rows = SUMMARY_BUDGET, []
+        for name in matched[:limit]:
+            cost = self.logs.topics[name].partitions
+            rows.append(self.topic_summary(name, cost <= budget))
+            budget -= cost if cost <= budget else 0
+        return {"total": len(names), "matched": len(matched), "filter": q, "limit": limit, "topics": rows}
 
     def topic(self, name: str, limit: int = MAX_LIMIT) -> dict[str, Any] | None:
         rec = self.logs.topics.get(name)
         if rec is None:
             return None
-        return {**self.topic_summary(name), "limit": limit,
+        return {**self.topic_summary(name, rec.partitions <= SUMMARY_BUDGET), "limit": limit,
                 "partition_list": [self.partition(name, p) for p in range(min(rec.partitions, limit))]}
 
     # -- brokers --------------------------------------------------------------------------
@@ -169,9 +178,9 @@ class ClusterView:
 
     # -- groups ---------------------------------------------------------------------------
 
-    def _offsets(self, group: Any) -> list[dict[str, Any]]:
+    def _offsets(self, group: Any, limit: int | None = None) -> list[dict[str, Any]]:
         out = []
-        for (topic, p), entry in sorted(group.offsets.items()):
+        for (topic, p), entry in sorted(group.offsets.items())[:limit]:
             if topic not in self.logs.topics:
                 continue  # committed for a topic since deleted
             hw = self.high_watermark(topic, p)
@@ -180,12 +189,13 @@ class ClusterView:
                         "commit_ms": entry.commit_ms or None})
         return out
 
-    def group_summary(self, group: Any) -> dict[str, Any]:
-        offsets = self._offsets(group)
+    def group_summary(self, group: Any, summarize: bool = True) -> dict[str, Any]:
+        offsets = self._offsets(group) if summarize else []
         lags = [o["lag"] for o in offsets if o["lag"] is not None]
         return {"group": group.group_id, "state": group.state.value, "protocol_type": group.protocol_type or "",
                 "protocol": group.protocol or "", "generation": group.generation, "members": len(group.members),
-                "partitions": len(offsets), "lag": sum(lags) if lags else None}
+                "summarized": summarize, "partitions": len(offsets) if summarize else len(group.offsets),
+                "lag": sum(lags) if lags else None}
 
     def _live_groups(self) -> list[Any]:
         return sorted((g for g in self.broker.groups.groups.values() if g.state.value != "Dead"),
@@ -194,10 +204,15 @@ class ClusterView:
     def groups(self, q: str = "", limit: int = DEFAULT_LIMIT) -> dict[str, Any]:
         live = self._live_groups()
         matched = [g for g in live if q in g.group_id] if q else live
+        budget, rows = SUMMARY_BUDGET, []
+        for group in matched[:limit]:
+            cost = len(group.offsets)
+            rows.append(self.group_summary(group, cost <= budget))
+            budget -= cost if cost <= budget else 0
         return {"coordinator": self.broker.config.broker_id, "total": len(live), "matched": len(matched),
-                "filter": q, "limit": limit, "groups": [self.group_summary(g) for g in matched[:limit]]}
+                "filter": q, "limit": limit, "groups": rows}
 
-    def group(self, group_id: str) -> dict[str, Any] | None:
+    def group(self, group_id: str, limit: int = MAX_LIMIT) -> dict[str, Any] | None:
         group = self.broker.groups.groups.get(group_id)
         if group is None or group.state.value == "Dead":
             return None
@@ -212,7 +227,8 @@ class ClusterView:
             members.append({"member_id": m.member_id, "group_instance_id": m.group_instance_id,
                             "client_id": m.client_id, "client_host": m.client_host,
                             "assignment": {t: sorted(ps) for t, ps in sorted(assigned.items())}})
-        return {**self.group_summary(group), "member_list": members, "offsets": self._offsets(group)}
+        return {**self.group_summary(group, len(group.offsets) <= SUMMARY_BUDGET), "limit": limit,
+                "member_list": members, "offsets": self._offsets(group, limit)}
 
     def coordinator_of(self, group_id: str) -> int:
         return self.broker.groups.coordinator_for(group_id)
@@ -313,7 +329,7 @@ class Console:
         return self.json(self.view.topics(req.query.get("q", ""), _limit(req)))
 
     async def api_topic(self, req: Request, name: str) -> Response:
-        topic = self.view.topic(name, _limit(req) if "limit" in req.query else MAX_LIMIT)
+        topic = self.view.topic(name, _limit(req, MAX_LIMIT))
         if topic is None:
             return self.json({"error": f"unknown topic {name!r}"}, 404)
         return self.json(topic)
@@ -322,7 +338,7 @@ class Console:
         return self.json(self.view.groups(req.query.get("q", ""), _limit(req)))
 
     async def api_group(self, req: Request, group_id: str) -> Response:
-        group = self.view.group(group_id)
+        group = self.view.group(group_id, _limit(req, MAX_LIMIT))
         if group is None:
             return self.json({"error": f"group {group_id!r} is not coordinated by this broker",
                               "coordinator": self.view.coordinator_of(group_id)}, 404)
@@ -349,7 +365,7 @@ class Console:
         return self.page("topics.html", topics=self.view.topics(req.query.get("q", ""), _limit(req)))
 
     async def topic_page(self, req: Request, name: str) -> Response:
-        topic = self.view.topic(name, _limit(req) if "limit" in req.query else MAX_LIMIT)
+        topic = self.view.topic(name, _limit(req, MAX_LIMIT))
         if topic is None:
             return self.page("missing.html", 404, what="topic", name=name, coordinator=None)
         return self.page("topic.html", topic=topic)
@@ -358,7 +374,7 @@ class Console:
         return self.page("groups.html", groups=self.view.groups(req.query.get("q", ""), _limit(req)))
 
     async def group_page(self, req: Request, group_id: str) -> Response:
-        group = self.view.group(group_id)
+        group = self.view.group(group_id, _limit(req, MAX_LIMIT))
         if group is None:
             return self.page("missing.html", 404, what="group", name=group_id,
                              coordinator=self.view.coordinator_of(group_id))
