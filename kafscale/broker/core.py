@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from kafscale.broker.dynconfig import DynamicConfigs
@@ -25,6 +25,7 @@ from kafscale.metadata.cluster import Cluster
 from kafscale.protocol.headers import api_name
 from kafscale.protocol import messages
 from kafscale.runtime import Runtime
+from kafscale.security import Session
 from kafscale.storage.engine import LogManager
 
 log = logging.getLogger(__name__)
@@ -88,6 +89,13 @@ class RequestContext:
     ticket: int = 0
     sequencer: Sequencer | None = None
     arrived: float = 0.0  # time.monotonic() when the request's frame was read whole
+    session: Session = field(default_factory=Session)  # who the connection is (kafscale/security)
+    peer: str = ""  # the client's address, host:port
+
+    @property
+    def log_context(self) -> dict[str, Any]:
+        """The ``extra=`` of log lines about this request (JSON logs' fields)."""
+        return {"api": api_name(self.api_key), "client_id": self.client_id, "peer": self.peer}
 
     async def in_turn(self) -> None:
         """Wait until every earlier request of this connection has passed its turn."""
@@ -187,11 +195,12 @@ class Broker:
             return await reg.fn(ctx, request)
         except KafkaError as exc:
             code = exc.code
-            log.info("%s v%d from %s: %s", api_name(ctx.api_key), ctx.version, ctx.client_id, exc)
+            log.info("%s v%d from %s: %s", api_name(ctx.api_key), ctx.version, ctx.client_id, exc,
+                     extra=ctx.log_context)
         except Exception:  # noqa: BLE001 - tier 3: log once, answer, keep the connection
             code = ErrorCode.UNKNOWN_SERVER_ERROR
             log.exception("%s v%d from %s (correlation %d) failed", api_name(ctx.api_key), ctx.version,
-                          ctx.client_id, ctx.correlation_id)
+                          ctx.client_id, ctx.correlation_id, extra=ctx.log_context)
         await ctx.pass_turn()
         return error_response(ctx.api_key, ctx.version, request, int(code))
 

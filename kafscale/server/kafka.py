@@ -37,6 +37,7 @@ from kafscale.protocol.headers import api_name
 from kafscale.protocol import headers
 from kafscale.protocol.frames import FrameDecoder
 from kafscale.protocol.primitives import DecodeError
+from kafscale.security import PLAINTEXT, Session
 from kafscale.server.net import listen_socket
 
 log = logging.getLogger(__name__)
@@ -49,6 +50,14 @@ SERIAL_APIS = frozenset({ApiKey.METADATA, ApiKey.LIST_OFFSETS, ApiKey.OFFSET_FOR
                          ApiKey.DESCRIBE_GROUPS, ApiKey.LIST_GROUPS, ApiKey.DESCRIBE_CLUSTER,
                          ApiKey.API_VERSIONS, ApiKey.CREATE_TOPICS, ApiKey.DELETE_TOPICS,
                          ApiKey.DESCRIBE_CONFIGS})
+
+
+def _peer(addr: Any) -> str:
+    """A client's address as host:port ([host]:port for IPv6)."""
+    if not isinstance(addr, tuple) or len(addr) < 2:
+        return str(addr)
+    host = addr[0]
+    return f"[{host}]:{addr[1]}" if ":" in host else f"{host}:{addr[1]}"
 
 
 class CloseConnection(Exception):
@@ -75,7 +84,7 @@ class RateLimitedLog:
         self._count = 0
         self.suppressed = 0
 
-    def info(self, msg: str, *args: Any) -> None:
+    def info(self, msg: str, *args: Any, **kwargs: Any) -> None:
         now = time.monotonic()
         if now - self._window >= self.period:
             self._window, self._count = now, 0
@@ -87,7 +96,7 @@ class RateLimitedLog:
             msg += " (%d more such lines left out)"
             args = (*args, self.suppressed)
             self.suppressed = 0
-        self.logger.info(msg, *args)
+        self.logger.info(msg, *args, **kwargs)
 
 
 closing_log = RateLimitedLog(log)
@@ -100,6 +109,8 @@ class KafkaServer:
         self.broker = broker
         self.host = host
         self.port = port
+        self.protocol = PLAINTEXT  # the listener's security protocol (kafscale/security)
+        self.listener_name = PLAINTEXT
         self.max_request_bytes = max_request_bytes
         self.queued_max_request_bytes = queued_max_request_bytes
         self.idle_s = connections_max_idle_ms / 1000.0
@@ -129,7 +140,9 @@ class KafkaServer:
                 if (self.max_connections and len(self.connections) >= self.max_connections or
                         self.max_connections_per_ip and self.per_ip.get(ip, 0) >= self.max_connections_per_ip):
                     self.refused += 1
-                    closing_log.info("refusing a connection from %s: connection limit reached", addr)
+                    peer = _peer(addr)
+                    closing_log.info("refusing a connection from %s: connection limit reached", peer,
+                                     extra={"peer": peer})
                     await client.close()
                     continue
                 conn = Connection(self, client, addr)
@@ -207,7 +220,11 @@ class Connection:
         self.stopping = False
         self.task: Any = None
         self.ip = addr[0] if isinstance(addr, tuple) else ""
+        self.peer = _peer(addr)
+        self.log_context = {"peer": self.peer}  # extra= of its log lines
         self.serial = curio.Lock()  # SERIAL_APIS, one at a time
+        # Who the client is (kafscale/security): the listener's protocol, the principal.
+        self.session = Session.for_listener(server.protocol, server.listener_name, self.ip)
         self.queued = 0  # request bytes of this connection counted in server.queued_bytes
         self.closed = False
 
@@ -272,8 +289,9 @@ class Connection:
                     data = await self._recv()
                     if data is None:
                         server.idle_closed += 1
-                        closing_log.info("closing connection from %s: idle for %.0f s%s", self.addr, server.idle_s,
-                                         f" with {decoder.buffered} bytes of a request" if decoder.buffered else "")
+                        closing_log.info("closing connection from %s: idle for %.0f s%s", self.peer, server.idle_s,
+                                         f" with {decoder.buffered} bytes of a request" if decoder.buffered else "",
+                                         extra=self.log_context)
                         break
                     if not data:
                         break
@@ -291,15 +309,15 @@ class Connection:
                         ticket, self.tickets = self.tickets, self.tickets + 1
                         await queue.put(await curio.spawn(self._handle, frame, ticket, daemon=True))
             except (DecodeError, CloseConnection) as exc:
-                closing_log.info("closing connection from %s: %s", self.addr, exc)
+                closing_log.info("closing connection from %s: %s", self.peer, exc, extra=self.log_context)
             # Answer what was read before the end (or the bad frame), then close.
             if not sender.terminated:
                 await queue.put(None)
                 await sender.join()
         except (ConnectionError, OSError) as exc:
-            log.debug("connection from %s: %s", self.addr, exc)
+            log.debug("connection from %s: %s", self.peer, exc, extra=self.log_context)
         except curio.TaskError as exc:
-            log.debug("connection from %s: %s", self.addr, exc.__cause__ or exc)
+            log.debug("connection from %s: %s", self.peer, exc.__cause__ or exc, extra=self.log_context)
         finally:
             # The sender ends before the socket closes: curio keeps a task's last socket
             # registered with the selector until the task next waits, and a socket
@@ -326,7 +344,7 @@ class Connection:
         except CloseConnection as exc:
             return _Close(str(exc))
         except Exception:  # noqa: BLE001 - a bug: logged once with its traceback; the connection closes
-            log.exception("connection from %s: request failed", self.addr)
+            log.exception("connection from %s: request failed", self.peer, extra=self.log_context)
             return _Close("internal error")
         finally:
             await self.sequencer.done(ticket)  # (a no-op when the handler passed it already)
@@ -361,7 +379,7 @@ class Connection:
             except curio.TaskError as exc:  # (cancelled: the connection is going away)
                 out = _Close(f"request ended: {exc.__cause__ or exc}")
             if isinstance(out, _Close):
-                closing_log.info("closing connection from %s: %s", self.addr, out.reason)
+                closing_log.info("closing connection from %s: %s", self.peer, out.reason, extra=self.log_context)
                 closing = True
                 self.stopping = True
                 self._shutdown()
@@ -371,7 +389,7 @@ class Connection:
                     for part in out:  # (large record sets go out from the cache, uncopied)
                         await self.sock.sendall(part)
                 except (ConnectionError, OSError) as exc:  # the client went away
-                    log.debug("connection from %s: %s", self.addr, exc)
+                    log.debug("connection from %s: %s", self.peer, exc, extra=self.log_context)
                     self.stopping = True
                     self._shutdown()
                     return
@@ -388,12 +406,14 @@ class Connection:
                 return headers.encode_response_parts(
                     (api_key, 0, correlation_id), unsupported_version_response())
             raise CloseConnection(f"unsupported API {api_name(api_key)} version {version}")
+        if not self.session.allows_before_auth(api_key):
+            raise CloseConnection(f"unexpected {api_name(api_key)} request before SASL authentication")
         try:
             header, request = headers.decode_request(frame)
         except (DecodeError, headers.UnknownApiKey, headers.UnsupportedVersion) as exc:
             raise CloseConnection(f"malformed request ({api_name(api_key)} v{version}): {exc}") from None
         ctx = RequestContext(broker, api_key, version, correlation_id, header.client_id,
-                             self.addr[0] if isinstance(self.addr, tuple) else "", ticket, self.sequencer, arrived)
+                             self.ip, ticket, self.sequencer, arrived, peer=self.peer, session=self.session)
         response = await broker.handle(ctx, request)
         if response is None:
             return None

@@ -3,7 +3,7 @@
 Layers, highest first (a module may import its own layer, a sibling at the same rank,
 or anything lower; never anything higher)::
 
-    server  ->  broker  ->  {groups, storage, metadata, admin}  ->  protocol  ->  _fast
+    server  ->  broker  ->  {groups, storage, metadata, admin, security}  ->  protocol  ->  _fast
 
 (``admin`` is the blocking client the CLI administers clusters with.)
 
@@ -35,7 +35,8 @@ import pytest
 PACKAGE = "kafscale"
 PACKAGE_DIR = pathlib.Path(__file__).resolve().parents[2] / PACKAGE
 
-RANK = {"_fast": 1, "protocol": 2, "groups": 3, "storage": 3, "metadata": 3, "admin": 3, "broker": 4, "server": 5}
+RANK = {"_fast": 1, "protocol": 2, "groups": 3, "storage": 3, "metadata": 3, "admin": 3, "security": 3, "broker": 4,
+        "server": 5}
 TOP = {"cli", "__main__"}  # may import anything; no layer imports them
 STANDALONE = {"localstack"}  # imports no layer; layers other than protocol/_fast may use it
 SANS_IO_LAYERS = {"protocol", "_fast"}
