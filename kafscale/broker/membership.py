@@ -219,7 +219,8 @@ class Membership:
             try:
                 await self.logs.owned_log(topic, partition)  # claims it
             except KafkaError as exc:
-                log.info("elect %s-%d: claim failed (%s); waiting for an owner", topic, partition, exc)
+                log.info("elect %s-%d: claim failed (%s); waiting for an owner", topic, partition, exc,
+                         extra={"topic": topic, "partition": partition})
         await self.wake()
         while (owner := self.live_owner(topic, partition)) is None:
             if self.rt.monotonic() >= deadline:
@@ -319,7 +320,7 @@ class Membership:
         try:
             await self.logs.claim(rec, p)
         except KafkaError as exc:
-            log.debug("claim of %s-%d failed: %s", rec.name, p, exc)
+            log.debug("claim of %s-%d failed: %s", rec.name, p, exc, extra={"topic": rec.name, "partition": p})
 
     def assignment_now(self) -> dict[tuple[str, int], int]:
         self.desired_owner("", 0)

@@ -34,6 +34,7 @@ snapshot and reports back with ``store_done`` - as Kafka's storeGroup callback.
 from __future__ import annotations
 
 import enum
+import logging
 import struct
 import uuid
 from dataclasses import dataclass, field
@@ -41,6 +42,8 @@ from typing import Any, Callable, Iterable
 
 from kafscale.config import Config
 from kafscale.errors import ErrorCode
+
+log = logging.getLogger(__name__)
 
 NEW_MEMBER_JOIN_TIMEOUT = 300.0  # Kafka's NewMemberJoinTimeoutMs: 5 minutes
 CONSUMER_PROTOCOL = "consumer"
@@ -621,6 +624,8 @@ class Group:
         else:
             self.join_initial = False
             self.join_deadline = now + self.rebalance_timeout_ms / 1000.0
+        log.info("group %s: preparing to rebalance in state %s with old generation %d (%d members)", self.group_id,
+                 self.state.value, self.generation, len(self.members), extra={"group": self.group_id})
         self._transition(now, GroupState.PREPARING_REBALANCE)
         self._try_complete_join(now)
 
@@ -684,6 +689,12 @@ class Group:
             self.subscribed = None
             self.leader = None
             self._transition(now, GroupState.EMPTY)
+        if self.members:
+            log.info("group %s: generation %d with %d members (protocol %s)", self.group_id, self.generation,
+                     len(self.members), self.protocol, extra={"group": self.group_id})
+        else:
+            log.info("group %s: empty at generation %d", self.group_id, self.generation,
+                     extra={"group": self.group_id})
 
     def _subscriptions(self) -> set[str] | None:
         if self.protocol_type != CONSUMER_PROTOCOL:

@@ -127,13 +127,14 @@ class GroupService:
                 try:
                     entries[tp] = OffsetEntry.decode(orjson.loads(raw))
                 except (ValueError, KeyError, TypeError) as exc:
-                    log.warning("group %s: unreadable offset %s: %s", group_id, tp, exc)
+                    log.warning("group %s: unreadable offset %s: %s", group_id, tp, exc, extra={"group": group_id})
             snap = None
             if meta is not None:
                 try:
                     snap = decode_snapshot(meta)
                 except (ValueError, KeyError, TypeError) as exc:
-                    log.warning("group %s: unreadable metadata, loading it empty: %s", group_id, exc)
+                    log.warning("group %s: unreadable metadata, loading it empty: %s", group_id, exc,
+                                extra={"group": group_id})
             self.groups[group_id] = Group.restore(group_id, self.config, now, snap, entries)
         if stored:
             log.info("loaded %d consumer groups from etcd", len(stored))
@@ -177,7 +178,7 @@ class GroupService:
                     self.cluster.group_meta_put(group.group_id, encode_snapshot(req.snapshot))])
                 self.stats["meta_writes"] += 1
                 if not ok:
-                    log.warning("group %s: storing metadata failed", group.group_id)
+                    log.warning("group %s: storing metadata failed", group.group_id, extra={"group": group.group_id})
                 group.store_done(self.now(), req, ok)
         for w in group.drain():
             if w.token is not None:
@@ -408,7 +409,8 @@ class GroupService:
                         await self.rt.run_in_thread(self.cluster.write_group, ops)
                         self.stats["offset_txns"] += 1
                     except Exception as exc:  # noqa: BLE001 - the requests get a retriable error
-                        log.warning("group %s: etcd write of %d ops failed: %s", group_id, len(ops), exc)
+                        log.warning("group %s: etcd write of %d ops failed: %s", group_id, len(ops), exc,
+                                    extra={"group": group_id})
                         for w in writes:
                             w.ok = False
                 for w in batch:
@@ -436,7 +438,7 @@ class GroupService:
                         group.tick(now)
                         await self._settle(group)
                     except Exception:  # noqa: BLE001 - one group's bug must not stop the clock
-                        log.exception("group %s: timer tick failed", group.group_id)
+                        log.exception("group %s: timer tick failed", group.group_id, extra={"group": group.group_id})
                     deadline = group.next_deadline()
                 if deadline is not None and (nearest is None or deadline < nearest):
                     nearest = deadline

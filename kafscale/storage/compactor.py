@@ -117,9 +117,9 @@ class Compactor:
             except Fenced as exc:
                 plog.lose_ownership(str(exc))
             except (KafkaError, ValueError) as exc:  # retried next round; the uploads become orphans
-                log.warning("%s-%d: compaction failed: %s", plog.name, plog.partition, exc)
+                log.warning("%s-%d: compaction failed: %s", plog.name, plog.partition, exc, extra=plog.log_context)
             except Exception:  # noqa: BLE001 - one partition's failure must not stop the loop
-                log.exception("%s-%d: compaction failed", plog.name, plog.partition)
+                log.exception("%s-%d: compaction failed", plog.name, plog.partition, extra=plog.log_context)
         return replaced
 
     def target_bytes(self, plog: "PartitionLog") -> int:
@@ -155,7 +155,8 @@ class Compactor:
         try:
             await self.rt.run_in_thread(mgr.cluster.swap_segments, plog.name, plog.partition, leader_raw, run, new)
         except CommitConflict as exc:
-            log.info("%s-%d: compaction lost a race (%s); next round", plog.name, plog.partition, exc)
+            log.info("%s-%d: compaction lost a race (%s); next round", plog.name, plog.partition, exc,
+                     extra=plog.log_context)
             return 0
         plog.replace_segments(run, new)
         if len(segment) <= CACHE_LIMIT:
@@ -164,7 +165,7 @@ class Compactor:
         mgr.stats["compactions"] += 1
         mgr.stats["compacted_bytes"] += len(segment)
         log.debug("%s-%d: %d segments [%d, %d] compacted into %s", plog.name, plog.partition, len(run),
-                  base, last, stem)
+                  base, last, stem, extra=plog.log_context)
         return len(run)
 
     def _encode(self, base: int, last: int, now_ms: int, bodies: list) -> tuple[bytes, bytes]:

@@ -247,6 +247,7 @@ class LogManager:
             return TopicRecord(name, "0" * 32, partitions, config)
         rec = await self.rt.run_in_thread(self.cluster.create_topic, name, partitions, config)
         self._set_topics({**self.topics, name: rec})
+        log.info("created topic %s: %d partitions", name, rec.partitions, extra={"topic": name})
         return rec
 
     async def create_partitions(self, name: str, count: int, assignments: list[list[int]] | None,
@@ -266,13 +267,13 @@ class LogManager:
         if assignments is not None:
             check_manual_assignment(count - rec.partitions, assignments, live_brokers)
             log.info("topic %s: ignoring the manual assignment of its new partitions: ownership "
-                     "follows Kafscale's broker assignment (the data is in S3)", name)
+                     "follows Kafscale's broker assignment (the data is in S3)", name, extra={"topic": name})
         if validate_only:
             return TopicRecord(name, rec.id, count, rec.config, rec.created_ms)
         old, new = await self.rt.run_in_thread(self.cluster.add_partitions, name, count)
         if name in self.topics:
             self._set_topics({**self.topics, name: new})
-        log.info("topic %s: %d partitions, was %d", name, new.partitions, old.partitions)
+        log.info("topic %s: %d partitions, was %d", name, new.partitions, old.partitions, extra={"topic": name})
         if self.on_owners_changed:  # claim ours now rather than when the watch comes round
             await self.on_owners_changed()
         return new
@@ -285,6 +286,7 @@ class LogManager:
         self.cache.discard_prefix(f"{self.config.s3_namespace}/{name}/")
         self.metrics.forget_topic(name)
         await self._deletions_wake.set()
+        log.info("deleted topic %s", name, extra={"topic": name})
         return rec
 
     async def lookup_topic(self, name: str) -> TopicRecord | None:
@@ -341,7 +343,7 @@ class LogManager:
         for i in range(0, len(keys), 1000):
             await self.rt.run_in_thread(self.objects.delete_many, keys[i:i + 1000])
         await self.rt.run_in_thread(self.cluster.finish_deletion, topic_id)
-        log.info("deleted %d objects of topic %s (%s)", len(keys), name, topic_id)
+        log.info("deleted %d objects of topic %s (%s)", len(keys), name, topic_id, extra={"topic": name})
 
     # -- partitions ---------------------------------------------------------------------
 

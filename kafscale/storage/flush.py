@@ -204,7 +204,8 @@ class TopicFlusher:
                 took = self.rt.monotonic() - t0
                 mgr.metrics.flush_bytes.observe(len(data))
                 if took > SLOW_S:
-                    log.info("slow S3 PUT: %.0f ms for %d bytes (%s)", took * 1000, len(data), key)
+                    log.info("slow S3 PUT: %.0f ms for %d bytes (%s)", took * 1000, len(data), key,
+                             extra={"topic": self.topic.name})
                 mgr.stats["s3_puts"] += 1
                 mgr.stats["objects_flushed"] += 1
             except Exception as exc:  # noqa: BLE001 - every failure fails the appends, never the broker
@@ -220,7 +221,7 @@ class TopicFlusher:
                 took = self.rt.monotonic() - t0
                 if took > SLOW_S:
                     log.info("slow etcd commit: %.0f ms for %d partitions of %s", took * 1000, len(ready),
-                             self.topic.name)
+                             self.topic.name, extra={"topic": self.topic.name})
             except Exception as exc:  # noqa: BLE001
                 for part in ready:
                     part.outcome = exc

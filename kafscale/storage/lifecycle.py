@@ -89,9 +89,9 @@ class Lifecycle:
             except Fenced as exc:
                 plog.lose_ownership(str(exc))
             except KafkaError as exc:  # retried next round
-                log.warning("%s-%d: retention failed: %s", plog.name, plog.partition, exc)
+                log.warning("%s-%d: retention failed: %s", plog.name, plog.partition, exc, extra=plog.log_context)
             except Exception:  # noqa: BLE001 - one partition's failure must not stop the loop
-                log.exception("%s-%d: retention failed", plog.name, plog.partition)
+                log.exception("%s-%d: retention failed", plog.name, plog.partition, extra=plog.log_context)
         if self.collects_garbage():
             try:
                 await self.collect_garbage()
@@ -115,7 +115,8 @@ class Lifecycle:
         now = await plog.advance_log_start(start)
         if now > before:
             self.mgr.stats["retention_offsets_deleted"] += now - before
-            log.info("%s-%d: retention moved the log start %d -> %d", plog.name, plog.partition, before, now)
+            log.info("%s-%d: retention moved the log start %d -> %d", plog.name, plog.partition, before, now,
+                     extra=plog.log_context)
         return now
 
     async def collect_garbage(self) -> tuple[int, int]:

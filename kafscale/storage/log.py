@@ -71,6 +71,7 @@ class PartitionLog:
         self.topic = topic
         self.name = topic.name
         self.partition = partition
+        self.log_context = {"topic": self.name, "partition": partition}  # extra= of its log lines
         self.leader: Leader | None = None
         self.leader_raw: bytes | None = None
         self.state = PartitionState()
@@ -151,7 +152,8 @@ class PartitionLog:
         self.owned = self.was_owner = True
         # (epoch 1: the partition never had another owner, so nothing is in flight elsewhere)
         self.took_over_at = self.rt.monotonic() if leader.epoch > 1 else -1e9
-        log.info("%s-%d: owner at epoch %d, hw %d", self.name, self.partition, leader.epoch, self.hw)
+        log.info("%s-%d: owner at epoch %d, hw %d", self.name, self.partition, leader.epoch, self.hw,
+                 extra=self.log_context)
 
     async def release(self) -> None:
         """Hand the partition over: stop taking appends, finish the flushes, drop the owner record."""
@@ -166,8 +168,9 @@ class PartitionLog:
                 await self.rt.run_in_thread(self.mgr.cluster.release_partition, self.name,
                                             self.partition, self.leader_raw)
             except KafkaError as exc:
-                log.info("%s-%d: release failed (the lease will expire): %s", self.name, self.partition, exc)
-        log.info("%s-%d: handed over at hw %d", self.name, self.partition, self.hw)
+                log.info("%s-%d: release failed (the lease will expire): %s", self.name, self.partition, exc,
+                         extra=self.log_context)
+        log.info("%s-%d: handed over at hw %d", self.name, self.partition, self.hw, extra=self.log_context)
 
     async def readopt(self) -> bool:
         """Take up ownership again after a failure made us unsure of it (e.g. etcd was
@@ -182,13 +185,14 @@ class PartitionLog:
             return False
         self.next_offset = self.state.hw
         self.owned = self.was_owner = True
-        log.info("%s-%d: owner again at epoch %d, hw %d", self.name, self.partition, self.epoch, self.hw)
+        log.info("%s-%d: owner again at epoch %d, hw %d", self.name, self.partition, self.epoch, self.hw,
+                 extra=self.log_context)
         return True
 
     def lose_ownership(self, why: str) -> None:
         """Our owner record is gone (lease expired, deleted, taken): stop committing."""
         if self.owned:
-            log.warning("%s-%d: lost ownership: %s", self.name, self.partition, why)
+            log.warning("%s-%d: lost ownership: %s", self.name, self.partition, why, extra=self.log_context)
         self.owned = False
 
     # -- follower updates (from the etcd watch) ---------------------------------------
@@ -403,24 +407,24 @@ class PartitionLog:
         if isinstance(exc, Fenced):
             error: KafkaError = NotLeader(str(exc))
             self.owned = False
-            log.warning("%s-%d: fenced: %s", self.name, self.partition, exc)
+            log.warning("%s-%d: fenced: %s", self.name, self.partition, exc, extra=self.log_context)
         elif isinstance(exc, StoreUnavailable):
             # The commit may have landed: say so ("possibly persisted"), so that clients
             # retry the same batch and idempotent ones get the offset it landed at.
             error = KafkaError(f"metadata store did not answer; the append may be committed: {exc}",
                                ErrorCode.REQUEST_TIMED_OUT)
             self._reload = True
-            log.warning("%s-%d: commit outcome unknown: %s", self.name, self.partition, exc)
+            log.warning("%s-%d: commit outcome unknown: %s", self.name, self.partition, exc, extra=self.log_context)
         elif isinstance(exc, KafkaError):
             error = exc if exc.retriable else StorageError(str(exc))
             # A compare that failed first (not behind another failure) means the state
             # moved under us, e.g. an earlier commit whose answer was lost did land.
             self._reload |= first and isinstance(exc, CommitConflict)
             if first:
-                log.warning("%s-%d: flush failed: %s", self.name, self.partition, exc)
+                log.warning("%s-%d: flush failed: %s", self.name, self.partition, exc, extra=self.log_context)
         else:
             error = StorageError(f"flush failed: {type(exc).__name__}: {exc}")
-            log.exception("%s-%d: unexpected flush failure", self.name, self.partition)
+            log.exception("%s-%d: unexpected flush failure", self.name, self.partition, extra=self.log_context)
         self._recovering = True
         # Everything behind the failed flush had offsets assigned after it: fail it too.
         behind, size = self.pending.drain()
@@ -450,14 +454,15 @@ class PartitionLog:
                         self.leader.tid != self.topic.id:
                     self.owned = False
             except Exception as exc:  # noqa: BLE001 - cannot prove ownership; the manager re-adopts
-                log.info("%s-%d: reload after a failed commit failed: %s", self.name, self.partition, exc)
+                log.info("%s-%d: reload after a failed commit failed: %s", self.name, self.partition, exc,
+                         extra=self.log_context)
                 self.owned = False
             finally:
                 self._reloading = False
         self.producers = ProducerTable(self.state.producers)
         self.next_offset = self.state.hw
         self._recovering = self._reload = False
-        log.info("%s-%d: recovered at hw %d", self.name, self.partition, self.hw)
+        log.info("%s-%d: recovered at hw %d", self.name, self.partition, self.hw, extra=self.log_context)
 
     # -- read path --------------------------------------------------------------------
 

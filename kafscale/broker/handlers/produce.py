@@ -42,7 +42,7 @@ async def produce(ctx, req: ProduceRequest) -> ProduceResponse | None:
             bytes_in.inc(size)
             records_in.inc(records)
         except KafkaError as exc:
-            results[key] = _refused(key, exc)
+            results[key] = _refused(ctx, key, exc)
     if req.acks == 0:
         return None
     if ctx.arrived:
@@ -62,7 +62,7 @@ async def _validate_and_stage(ctx, req: ProduceRequest, timeout: float, results:
             try:
                 ready.append((key, *await _prepare(ctx, t.name, p.index, p.records)))
             except KafkaError as exc:
-                results[key] = _refused(key, exc)
+                results[key] = _refused(ctx, key, exc)
     # 2. Stage them all in this connection's arrival order (requests of one connection
     #    are handled concurrently) and without awaiting in between.
     await ctx.in_turn()
@@ -70,14 +70,14 @@ async def _validate_and_stage(ctx, req: ProduceRequest, timeout: float, results:
         await logs.wait_for_room(sum(len(r[2]) for r in ready), timeout)
     except KafkaError as exc:
         for key, *_ in ready:
-            results[key] = _refused(key, exc)
+            results[key] = _refused(ctx, key, exc)
         ready = []
     staged = []
     for key, plog, buf, n_offsets, max_ts, producer in ready:
         try:
             staged.append((key, plog, plog.stage(buf, n_offsets, max_ts, producer), (len(buf), n_offsets)))
         except KafkaError as exc:
-            results[key] = _refused(key, exc)
+            results[key] = _refused(ctx, key, exc)
     return staged
 
 
@@ -89,9 +89,10 @@ def _partition(index: int, code: int, base: int, log_start: int, message: str | 
                                       error_message=message, record_errors=record_errors)
 
 
-def _refused(key: tuple[str, int], exc: KafkaError) -> Result:
+def _refused(ctx, key: tuple[str, int], exc: KafkaError) -> Result:
     if exc.code not in _QUIET:
-        log.info("produce to %s-%d refused: %s (%s)", key[0], key[1], getattr(exc.code, "name", exc.code), exc)
+        log.info("produce to %s-%d refused: %s (%s)", key[0], key[1], getattr(exc.code, "name", exc.code), exc,
+                 extra={"topic": key[0], "partition": key[1], **ctx.log_context})
     return exc.code, -1, -1, str(exc), _record_errors(exc)
 
 
