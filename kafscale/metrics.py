@@ -231,7 +231,9 @@ class BrokerCollector:
             c = CounterMetricFamily(name, help_text)
             c.add_metric([], value)
             yield c
-        for name, value in sorted(s["stats"].items()):
+        # Every known counter from the start (at 0 until it counts), so rate() and alerts
+        # over it work before its first event; the storage keeps them in a Counter.
+        for name, value in sorted({**dict.fromkeys(STATS_HELP, 0), **s["stats"]}.items()):
             if name in _NOT_EXPORTED:
                 continue
             c = CounterMetricFamily(f"kafscale_{name}", STATS_HELP.get(name, name.replace("_", " ") + "."))

@@ -70,7 +70,9 @@ EVERYTHING_ON: dict[str, Any] = {
         "pdb": {"maxUnavailable": "50%"},
     },
     "service": {"type": "LoadBalancer", "annotations": {"example.com/lb": "internal"}},
-    "metrics": {"serviceMonitor": {"enabled": True, "labels": {"release": "prometheus"}}},
+    "metrics": {"serviceMonitor": {"enabled": True, "labels": {"release": "prometheus"}},
+                "grafanaDashboard": {"enabled": True, "annotations": {"grafana_folder": "Kafscale"}},
+                "prometheusRule": {"enabled": True, "labels": {"release": "prometheus"}}},
     "console": {
         "auth": {"enabled": True, "basicAuth": "ops:console-password"},
         "ingress": {"enabled": True, "className": "nginx", "host": "kafscale.streaming.example",
