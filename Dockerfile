@@ -7,7 +7,7 @@
 # Stage "build" compiles the Cython kernels into kafscale's wheel and collects a wheel
 # of every dependency; stage "runtime" is a slim Python 3.11 with no compilers that
 # installs only those wheels (offline) and runs `kafscale serve` as a non-root user.
-# The `local` extra (the etcd and SeaweedFS binaries of the local default, ~170 MB) is
+# The `local` extra (the etcd and SeaweedFS binaries of the local default, ~211 MB) is
 # neither collected nor installed: in Kubernetes the broker is always given endpoints.
 # The broker is configured by KAFSCALE_* variables (docs/configuration.md); the Helm
 # chart in charts/kafscale sets them.
