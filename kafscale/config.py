@@ -93,6 +93,9 @@ class Config:
     orphan_grace_ms: int = 3_600_000
     http_auth_token: str = ""  # bearer token the console and /api need (docs/console.md)
     http_basic_auth: str = ""  # "user:password" the console and /api accept
+    authorizer: str = ""  # "acls": Kafka ACLs are enforced (kafscale/security/acls.py); "": none
+    super_users: str = ""  # "User:admin;User:ops" (Kafka's super.users)
+    allow_everyone_if_no_acl_found: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
     # The options given by flag or variable (DescribeConfigs: STATIC_BROKER_CONFIG).
     explicit: frozenset[str] = frozenset()
@@ -193,6 +196,14 @@ OPTIONS: list[Option] = [
            sensitive=True),
     Option("http_basic_auth", "KAFSCALE_HTTP_BASIC_AUTH", str,
            "user:password the web console and /api accept as HTTP basic auth.", sensitive=True),
+    Option("authorizer", "KAFSCALE_AUTHORIZER", str,
+           "acls: enforce Kafka ACLs on every API (CreateAcls & co. manage them); empty: no authorization.",
+           kafka="authorizer.class.name"),
+    Option("super_users", "KAFSCALE_SUPER_USERS", str,
+           "Principals allowed everything, ;-separated, e.g. User:admin;User:ops.", kafka="super.users"),
+    Option("allow_everyone_if_no_acl_found", "KAFSCALE_ALLOW_EVERYONE_IF_NO_ACL_FOUND", _bool,
+           "With the ACL authorizer, whether a resource no ACL names is open to everyone.",
+           kafka="allow.everyone.if.no.acl.found"),
 ]
 
 
@@ -244,6 +255,13 @@ def validate(cfg: Config) -> None:
     if cfg.log_level.upper() not in LOG_LEVELS:
         raise ConfigError(f"{option_source('log_level')}: not a log level: {cfg.log_level!r} "
                           f"(choose {', '.join(LOG_LEVELS[:-1])} or {LOG_LEVELS[-1]})")
+    if cfg.authorizer not in ("", "acls"):
+        raise ConfigError(f"{option_source('authorizer')}: not an authorizer: {cfg.authorizer!r} "
+                          "(choose acls, or leave it empty for none)")
+    for principal in filter(None, (p.strip() for p in cfg.super_users.split(";"))):
+        kind, _, name = principal.partition(":")
+        if not kind or not name:
+            raise ConfigError(f"{option_source('super_users')}: not a principal: {principal!r} (e.g. User:admin)")
     if cfg.log_format.lower() not in LOG_FORMATS:
         raise ConfigError(f"{option_source('log_format')}: not a log format: {cfg.log_format!r} "
                           f"(choose {' or '.join(LOG_FORMATS)})")

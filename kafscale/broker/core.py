@@ -14,6 +14,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from kafscale.broker.authorizer import Authorizer
 from kafscale.broker.dynconfig import DynamicConfigs
 from kafscale.broker.membership import Membership
 from kafscale.broker.registry import REGISTRY, Registry
@@ -137,6 +138,7 @@ class Broker:
         self.groups.placement = self.membership.coordinator_for
         self.membership.on_live_changed = self.groups.placement_changed
         self.dynamic = DynamicConfigs(rt, cluster, config, logs)
+        self.authorizer = Authorizer(rt, cluster, config)
         self.registry = registry
         self.cluster_id = ""
         self.started_ms = int(time.time() * 1000)
@@ -163,6 +165,7 @@ class Broker:
     async def start(self) -> None:
         self.cluster_id = await self.rt.run_in_thread(self.cluster.cluster_id)
         await self.dynamic.start()
+        await self.authorizer.start()
         await self.logs.start()
         await self.membership.start()
         await self.groups.start()
@@ -175,6 +178,7 @@ class Broker:
         await self.groups.stop()
         await self.logs.stop(None if timeout is None else max(0.5, timeout - (self.rt.monotonic() - t0)))
         await self.dynamic.stop()
+        await self.authorizer.stop()
 
     def supports(self, api_key: int, version: int) -> bool:
         reg = self.registry.get(api_key)

@@ -21,6 +21,7 @@ All calls block; async callers go through the runtime's run_in_thread.
 
 from __future__ import annotations
 
+import hashlib
 import time
 import uuid
 from urllib.parse import quote, unquote
@@ -184,6 +185,7 @@ def check_partition_increase(current: int, requested: int) -> None:
 
 
 _RETRIES = 20  # compare-and-swap attempts of a read-modify-write before giving up
+_TXN_OPS = 100  # operations per transaction, under etcd's default --max-txn-ops of 128
 
 
 class CommitConflict(KafkaError):
@@ -243,6 +245,10 @@ class Keys:
 
     def deletion(self, topic_id: str) -> str:
         return f"{self.p}/deleting/{topic_id}"
+
+    # ACL bindings: P/acls/{digest of the binding}
+    def acls(self) -> str:
+        return f"{self.p}/acls/"
 
     # dynamic broker configs: P/configs/cluster (every broker), P/configs/brokers/{id}
     def configs(self) -> str:
@@ -356,6 +362,26 @@ class Cluster:
             if self.store.txn([ValueIs(key, raw)], [Put(key, rec.encode())]):
                 return rec
         raise CommitConflict(f"topic {name!r}: its config kept changing; retry")
+
+    # -- ACLs ---------------------------------------------------------------------------
+
+    def list_acls(self) -> dict[str, dict]:
+        """Every stored ACL binding, by key."""
+        return {k: orjson.loads(v) for k, v in self.store.get_prefix(self.keys.acls())}
+
+    def create_acls(self, bindings: list[dict]) -> None:
+        """Store ``bindings`` (one key each, named by a digest of the binding: storing one
+        twice changes nothing), in one transaction."""
+        ops = []
+        for binding in bindings:
+            raw = orjson.dumps(binding, option=orjson.OPT_SORT_KEYS)
+            ops.append(Put(self.keys.acls() + hashlib.sha256(raw).hexdigest()[:32], raw))
+        for i in range(0, len(ops), _TXN_OPS):  # (etcd's limit of operations per transaction)
+            self.store.txn([], ops[i:i + _TXN_OPS])
+
+    def delete_acls(self, keys: list[str]) -> None:
+        for i in range(0, len(keys), _TXN_OPS):
+            self.store.txn([], [Delete(k) for k in keys[i:i + _TXN_OPS]])
 
     # -- dynamic broker configs ---------------------------------------------------------
 
