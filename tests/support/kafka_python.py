@@ -29,12 +29,14 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 
 CACHE_DIR = pathlib.Path(os.environ.get("KAFSCALE_SUITE_CACHE", pathlib.Path.home() / ".cache" / "kafscale"))
-# Broker options the suite's tests assume of the Kafka its fixture would start: topics it
-# auto-creates have 4 partitions (its fixture's num.partitions), groups rebalance at once
-# (group.initial.rebalance.delay.ms=0: its tests wait for groups to settle), and
-# consumers may ask for 3 s sessions (test_group does; Kafka's minimum is 6 s).
+# Broker options the suite's tests assume of the Kafka its fixture would start (its
+# servers/resources kafka.properties and _acl_config()): topics it auto-creates have 4
+# partitions, groups rebalance at once (group.initial.rebalance.delay.ms=0: its tests
+# wait for groups to settle), consumers may ask for 3 s sessions (test_group does;
+# Kafka's minimum is 6 s), and ACLs are enforced with allow.everyone.if.no.acl.found.
 BROKER_OPTIONS = {"default_partitions": 4, "group_initial_rebalance_delay_ms": 0,
-                  "group_min_session_timeout_ms": 1000}
+                  "group_min_session_timeout_ms": 1000, "authorizer": "acls",
+                  "allow_everyone_if_no_acl_found": True}
 
 SERVICE_STANDIN = '''"""Stand-in for kafka-python's test/service.py (not in its source package).
 
