@@ -215,18 +215,28 @@ def _described(entry: BrokerConfig, chain, read_only: bool, name: str | None = N
 
 
 def describe_broker(static: Config, state: DynamicState, broker_id: int) -> list[Described]:
-    """Every config of broker ``broker_id`` (``static``: its flags and variables), and
-    Kafka's listener configs, derived from the host and port options (read-only)."""
-    out = [_described(e, _chain(e, static, state, broker_id), not e.dynamic) for e in CONFIGS.values()]
-    source = ConfigSource.STATIC_BROKER_CONFIG if static.explicit & {"broker_host", "broker_port", "listen_host"} \
-        else ConfigSource.DEFAULT_CONFIG
-    for name, host, doc in (
-            ("advertised.listeners", static.broker_host, "The listener clients are told to use: --broker-host "
-                                                         "and --broker-port."),
-            ("listeners", static.bind_host, "The listener the broker binds: --listen-host and --broker-port.")):
-        value = f"PLAINTEXT://{host}:{static.broker_port}"
+    """Every config of broker ``broker_id`` (``static``: its flags and variables). Kafka's
+    listener configs are the listeners in effect (read-only): --listeners and
+    --advertised-listeners, else derived from the host and port options; ssl.client.auth
+    is the one in effect (required with a CA file unless set)."""
+    out = [_described(e, _chain(e, static, state, broker_id), not e.dynamic) for e in CONFIGS.values()
+           if e.name not in _DERIVED]
+    for name, options, value, doc in (
+            ("advertised.listeners", {"advertised_listeners", "listeners", "broker_host", "broker_port"},
+             ",".join(f"{n}://{f'[{h}]' if ':' in h else h}:{p}" for n, (h, p) in static.advertised().items()),
+             "The address each listener's clients are told to use: --advertised-listeners, else "
+             "--broker-host and the listener's port."),
+            ("listeners", {"listeners", "listen_host", "broker_host", "broker_port"},
+             ",".join(lst.url() for lst in static.listener_list),
+             "The listeners the broker binds: --listeners, else --listen-host and --broker-port."),
+            ("ssl.client.auth", {"tls_client_auth", "tls_ca_file"}, static.client_auth,
+             "Client certificates on TLS listeners: none, requested or required.")):
+        source = ConfigSource.STATIC_BROKER_CONFIG if static.explicit & options else ConfigSource.DEFAULT_CONFIG
         out.append(Described(name, value, source, True, False, ConfigType.STRING, doc, ((name, value, source),)))
     return sorted(out, key=lambda d: d.name)
+
+
+_DERIVED = ("advertised.listeners", "listeners", "ssl.client.auth")  # describe_broker reports them in effect
 
 
 def describe_cluster_default(state: DynamicState) -> list[Described]:
@@ -270,7 +280,7 @@ def topic_default(name: str, config: Config, state: DynamicState, broker_id: int
 
 # -- changes ---------------------------------------------------------------------------------
 
-_LISTENERS = ("advertised.listeners", "listeners")  # reported by describe_broker, never changed
+_LISTENERS = _DERIVED  # reported by describe_broker, never changed
 
 SET, DELETE, APPEND, SUBTRACT = 0, 1, 2, 3
 

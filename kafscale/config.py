@@ -12,6 +12,9 @@ import os
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from kafscale import listeners
+from kafscale.listeners import Listener
+
 
 def _bool(text: str) -> bool:
     value = text.strip().lower()
@@ -44,6 +47,14 @@ class Config:
     broker_host: str = "127.0.0.1"  # advertised to clients in Metadata
     broker_port: int = 9092
     listen_host: str = ""  # bind address; empty means broker_host
+    # Kafka's listeners / advertised.listeners (kafscale/listeners.py); empty: one PLAINTEXT
+    # listener on listen_host:broker_port, advertised as broker_host:broker_port.
+    listeners: str = ""
+    advertised_listeners: str = ""
+    tls_cert_file: str = ""  # PEM files of the TLS listeners (kafscale/security/tls.py)
+    tls_key_file: str = ""
+    tls_ca_file: str = ""
+    tls_client_auth: str = ""  # none | requested | required; empty: required with a CA, else none
     rack: str | None = None
     metrics_port: int = 9093
     etcd_endpoints: str = ""  # "host:port,host:port"; empty = local default
@@ -108,12 +119,57 @@ class Config:
     def bind_host(self) -> str:
         return self.listen_host or self.broker_host
 
+    @property
+    def listener_list(self) -> list[Listener]:
+        """The listeners to bind: --listeners, else one PLAINTEXT on the bind host and broker port."""
+        if self.listeners:
+            return listeners.parse(self.listeners)
+        return [Listener("PLAINTEXT", "PLAINTEXT", self.bind_host, self.broker_port)]
+
+    def advertised(self, bound: dict[str, int] | None = None) -> dict[str, tuple[str, int]]:
+        """Listener name -> the (host, port) its clients are told to use: --advertised-listeners,
+        else the listener's own host (the broker host when it binds every address) and its
+        port (``bound``: the ports actually bound, for port 0)."""
+        bound = bound or {}
+        given = {lst.name: lst for lst in listeners.parse(self.advertised_listeners)} \
+            if self.advertised_listeners else {}
+        out = {}
+        for lst in self.listener_list:
+            port = bound.get(lst.name, lst.port)
+            if lst.name in given:
+                adv = given[lst.name]
+                out[lst.name] = (adv.host, adv.port or port)
+            elif not self.listeners:
+                out[lst.name] = (self.broker_host, port)
+            else:
+                out[lst.name] = (self.broker_host if lst.host in listeners.WILDCARD_HOSTS else lst.host, port)
+        return out
+
+    @property
+    def client_auth(self) -> str:
+        """ssl.client.auth in effect: the option, else required with a CA file, else none."""
+        return (self.tls_client_auth or ("required" if self.tls_ca_file else "none")).lower()
+
 
 OPTIONS: list[Option] = [
     Option("broker_id", "KAFSCALE_BROKER_ID", int, "Broker id (node id) reported in Metadata.", kafka="broker.id"),
     Option("broker_host", "KAFSCALE_BROKER_HOST", str, "Host advertised to clients."),
     Option("broker_port", "KAFSCALE_BROKER_PORT", int, "Kafka listener port."),
     Option("listen_host", "KAFSCALE_LISTEN_HOST", str, "Bind address (default: the broker host)."),
+    Option("listeners", "KAFSCALE_LISTENERS", str,
+           "Listeners to bind, PROTOCOL://host:port comma separated (PLAINTEXT, SSL, SASL_PLAINTEXT, "
+           "SASL_SSL); replaces --listen-host/--broker-port.", kafka="listeners"),
+    Option("advertised_listeners", "KAFSCALE_ADVERTISED_LISTENERS", str,
+           "Address each listener's clients are told to use, same form (default: the listener's own).",
+           kafka="advertised.listeners"),
+    Option("tls_cert_file", "KAFSCALE_TLS_CERT_FILE", str,
+           "PEM certificate (chain) of the TLS listeners; reloaded when it changes."),
+    Option("tls_key_file", "KAFSCALE_TLS_KEY_FILE", str, "PEM private key of tls-cert-file; reloaded when it changes."),
+    Option("tls_ca_file", "KAFSCALE_TLS_CA_FILE", str,
+           "PEM CA certificates client certificates are checked against (mTLS)."),
+    Option("tls_client_auth", "KAFSCALE_TLS_CLIENT_AUTH", str,
+           "none, requested or required: client certificates on TLS listeners (default: required "
+           "with a CA file, else none).", kafka="ssl.client.auth"),
     Option("rack", "KAFSCALE_RACK", str, "Rack id reported in Metadata.", kafka="broker.rack"),
     Option("metrics_port", "KAFSCALE_METRICS_PORT", int, "HTTP port for /metrics, /healthz, /readyz."),
     Option("etcd_endpoints", "KAFSCALE_ETCD_ENDPOINTS", str, "etcd endpoints, host:port, comma separated."),
@@ -284,9 +340,45 @@ def validate(cfg: Config) -> None:
             raise ConfigError(f"{option_source(name)}: must not be negative (0: no limit)")
     if cfg.broker_id < 0:
         raise ConfigError(f"{option_source('broker_id')}: must not be negative")
+    _validate_listeners(cfg)
     user, colon, _password = cfg.http_basic_auth.partition(":")
     if cfg.http_basic_auth and not (user and colon):
         raise ConfigError(f"{option_source('http_basic_auth')}: expected user:password")  # (value not shown)
+
+
+CLIENT_AUTH = ("none", "requested", "required")
+
+
+def _validate_listeners(cfg: Config) -> None:
+    parsed = {}
+    for name in ("listeners", "advertised_listeners"):
+        if getattr(cfg, name):
+            try:
+                parsed[name] = listeners.parse(getattr(cfg, name))
+            except ValueError as exc:
+                raise ConfigError(f"{option_source(name)}: {exc}") from None
+    names = [lst.name for lst in cfg.listener_list]
+    for adv in parsed.get("advertised_listeners", []):
+        if adv.name not in names:
+            raise ConfigError(f"{option_source('advertised_listeners')}: {adv.name} is not a listener "
+                              f"(listeners: {', '.join(names)})")
+        if adv.host in listeners.WILDCARD_HOSTS:
+            raise ConfigError(f"{option_source('advertised_listeners')}: {adv.url()}: advertise a host clients "
+                              "can reach, not a wildcard address")
+    if cfg.tls_client_auth and cfg.tls_client_auth.lower() not in CLIENT_AUTH:
+        raise ConfigError(f"{option_source('tls_client_auth')}: not one of {', '.join(CLIENT_AUTH)}: "
+                          f"{cfg.tls_client_auth!r}")
+    tls = [lst for lst in cfg.listener_list if lst.uses_tls]
+    if tls and not (cfg.tls_cert_file and cfg.tls_key_file):
+        raise ConfigError(f"{option_source('listeners')}: the {tls[0].name} listener needs "
+                          f"{option_source('tls_cert_file')} and {option_source('tls_key_file')}")
+    if cfg.client_auth != "none" and not cfg.tls_ca_file:
+        raise ConfigError(f"{option_source('tls_client_auth')}: {cfg.client_auth} needs "
+                          f"{option_source('tls_ca_file')} to check client certificates against")
+    for name in ("tls_cert_file", "tls_key_file", "tls_ca_file"):
+        path = getattr(cfg, name)
+        if tls and path and not os.path.isfile(path):
+            raise ConfigError(f"{option_source(name)}: no such file: {path}")
 
 
 def replace(cfg: Config, **changes: Any) -> Config:

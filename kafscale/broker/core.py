@@ -40,6 +40,15 @@ class BrokerInfo:
     rack: str | None = None
 
 
+def advertised_brokers(ctx: Any) -> list[BrokerInfo]:
+    """The live brokers, with the addresses clients of the request's listener use
+    (Metadata, DescribeCluster, FindCoordinator)."""
+    session = getattr(ctx, "session", None)
+    if session is None:  # a context made without a connection: the registrations' host and port
+        return ctx.broker.live_brokers()
+    return ctx.broker.live_brokers(session.listener)
+
+
 class Sequencer:
     """The arrival order of one connection's requests, for the steps that must keep it.
 
@@ -141,18 +150,40 @@ class Broker:
         self.authorizer = Authorizer(rt, cluster, config)
         self.registry = registry
         self.cluster_id = ""
+        # Listener name -> (host, port) its clients use (set_advertised).
+        self.advertised: dict[str, tuple[str, int]] = {"PLAINTEXT": (config.broker_host, config.broker_port)}
         self.started_ms = int(time.time() * 1000)
+
+    def set_advertised(self, advertised: dict[str, tuple[str, int]]) -> None:
+        """The address of every listener, as its clients must use it (before start: it goes
+        into the broker's registration). ``host``/``port`` of the registration keep their
+        old meaning, the PLAINTEXT listener's (else the first listener's), for brokers
+        that know no ``listeners``."""
+        self.advertised = dict(advertised)
+        host, port = advertised.get("PLAINTEXT") or next(iter(advertised.values()))
+        self.membership.info.update(host=host, port=port,
+                                    listeners={name: [h, p] for name, (h, p) in advertised.items()})
 
     @property
     def me(self) -> BrokerInfo:
-        return BrokerInfo(self.config.broker_id, self.config.broker_host, self.config.broker_port,
-                          self.config.rack)
+        return self.me_for()
 
-    def live_brokers(self) -> list[BrokerInfo]:
+    def me_for(self, listener: str | None = None) -> BrokerInfo:
+        info = self.membership.info
+        host, port = self.advertised.get(listener or "", (info["host"], info["port"]))
+        return BrokerInfo(self.config.broker_id, host, port, self.config.rack)
+
+    def live_brokers(self, listener: str | None = None) -> list[BrokerInfo]:
+        """The live brokers, each with the address clients of ``listener`` use (a broker
+        that registered no such listener: its host and port)."""
         live = self.membership.live
         if not live:
-            return [self.me]
-        return [BrokerInfo(b, i.get("host", ""), int(i.get("port", 0)), i.get("rack")) for b, i in sorted(live.items())]
+            return [self.me_for(listener)]
+        out = []
+        for b, i in sorted(live.items()):
+            host, port = (i.get("listeners") or {}).get(listener) or (i.get("host", ""), i.get("port", 0))
+            out.append(BrokerInfo(b, host, int(port), i.get("rack")))
+        return out
 
     def leader_of(self, topic: str, partition: int) -> tuple[int, int]:
         """(broker id, leader epoch) clients should use for a partition: its current

@@ -24,6 +24,7 @@ from kafscale.metadata.etcd import EtcdStore
 from kafscale.metadata.store import StoreUnavailable
 from kafscale.metrics import BrokerCollector, Metrics
 from kafscale.protocol.headers import API_NAMES
+from kafscale.security.tls import ServerTls
 from kafscale.server.console import ClusterView, Console, traffic_totals
 from kafscale.server.http import HttpAuth, HttpServer, ReadinessProbe
 from kafscale.server.kafka import KafkaServer
@@ -65,10 +66,13 @@ async def run(config: Config, on_ready: Callable[[str], None] | None = None) -> 
     cluster = Cluster(store, config.etcd_prefix)
     logs = LogManager(rt, config, cluster, objects, metrics)
     broker = Broker(rt, config, cluster, logs)
+    listeners = config.listener_list
+    tls = _server_tls(config) if any(lst.uses_tls for lst in listeners) else None
     server = KafkaServer(broker, config.bind_host, config.broker_port, config.max_request_bytes,
                          queued_max_request_bytes=config.queued_max_request_bytes,
                          connections_max_idle_ms=config.connections_max_idle_ms,
-                         max_connections=config.max_connections, max_connections_per_ip=config.max_connections_per_ip)
+                         max_connections=config.max_connections, max_connections_per_ip=config.max_connections_per_ip,
+                         listeners=listeners, tls=tls)
 
     def limits_changed() -> None:  # max.connections(.per.ip) are dynamic broker configs
         server.max_connections, server.max_connections_per_ip = config.max_connections, config.max_connections_per_ip
@@ -87,7 +91,11 @@ async def run(config: Config, on_ready: Callable[[str], None] | None = None) -> 
         signal.signal(sig, lambda *_: threading.Thread(target=stop.set, daemon=True).start())
     # Bind first so a port clash fails at once, then wait for etcd and S3 (in Kubernetes
     # they may start after us); /healthz answers meanwhile, /readyz says why not ready.
-    await _bind(server, config.bind_host, config.broker_port, "broker_port")
+    await _bind(server, config.bind_host, config.broker_port, "listeners" if config.listeners else "broker_port")
+    # Registered in etcd with the ports bound (port 0: a free one).
+    broker.set_advertised(config.advertised(server.ports))
+    if config.listeners:
+        log.info("listening on %s", ", ".join(e.listener.url(e.port) for e in server.endpoints))
     await _bind(http, config.bind_host, config.metrics_port, "metrics_port")
     http_task = await curio.spawn(http.serve, daemon=True)
     rates_task = await curio.spawn(console.run, daemon=True)
@@ -126,10 +134,20 @@ class ListenError(Exception):
     """A listener could not bind: the port is taken or the address is not this host's."""
 
 
+def _server_tls(config: Config) -> ServerTls:
+    try:
+        return ServerTls(config.tls_cert_file, config.tls_key_file, config.tls_ca_file, config.client_auth)
+    except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError
+        raise ListenError(f"{option_source('tls_cert_file')}, {option_source('tls_key_file')}: cannot load "
+                          f"the TLS certificate and key: {getattr(exc, 'reason', None) or exc}") from None
+
+
 async def _bind(listener: KafkaServer | HttpServer, host: str, port: int, option: str) -> None:
     try:
         await listener.bind()
     except OSError as exc:
+        if option == "listeners":
+            raise ListenError(f"{option_source(option)}: cannot listen on {exc.strerror or exc}") from None
         raise ListenError(f"{option_source(option)}: cannot listen on {host or '*'}:{port}: "
                           f"{exc.strerror or exc}") from None
 

@@ -17,7 +17,13 @@ No client can wedge the broker:
 - a connection with no bytes received and nothing in progress for
   connections.max.idle.ms is closed, half-sent frames included;
 - max.connections and max.connections.per.ip bound the connections (a connection past
-  them is closed at once, as Kafka does).
+  them is closed at once, as Kafka does);
+- on a TLS listener the handshake runs in the connection's own task, bounded by
+  HANDSHAKE_TIMEOUT_S: a client that stalls or speaks plaintext is closed, alone.
+
+One server serves every listener (kafscale/listeners.py): the limits and the request
+queue are the broker's, as in Kafka; each connection knows its listener, whose security
+protocol starts its Session.
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ import time
 from typing import Any
 
 import curio
+from curio.io import Socket
 
 from kafscale.broker.core import Broker, RequestContext, Sequencer
 from kafscale.broker.handlers.api_versions import unsupported_version_response
@@ -37,12 +44,16 @@ from kafscale.protocol.headers import api_name
 from kafscale.protocol import headers
 from kafscale.protocol.frames import FrameDecoder
 from kafscale.protocol.primitives import DecodeError
+from kafscale.listeners import Listener
 from kafscale.security import PLAINTEXT, Session
+from kafscale.security.tls import ServerTls, principal_of
 from kafscale.server.net import listen_socket
 
 log = logging.getLogger(__name__)
 
 _PEEK = struct.Struct(">hhi")  # api key, api version, correlation id
+
+HANDSHAKE_TIMEOUT_S = 10.0  # longest a TLS handshake may take
 
 
 # CPU-bound requests with nothing to wait for: one at a time per connection.
@@ -102,15 +113,32 @@ class RateLimitedLog:
 closing_log = RateLimitedLog(log)
 
 
+class Endpoint:
+    """One listener's socket: its name, security protocol and (TLS listeners) context."""
+
+    def __init__(self, listener: Listener, tls: ServerTls | None) -> None:
+        self.listener = listener
+        self.name = listener.name
+        self.protocol = listener.protocol
+        self.tls = tls if listener.uses_tls else None
+        self.port = listener.port  # the bound port once bound
+        self.sock: Any = None
+
+
 class KafkaServer:
     def __init__(self, broker: Broker, host: str, port: int, max_request_bytes: int, *,
                  queued_max_request_bytes: int = 256 * 1024 * 1024, connections_max_idle_ms: int = 600_000,
-                 max_connections: int = 0, max_connections_per_ip: int = 0) -> None:
+                 max_connections: int = 0, max_connections_per_ip: int = 0,
+                 listeners: list[Listener] | None = None, tls: ServerTls | None = None) -> None:
         self.broker = broker
         self.host = host
         self.port = port
-        self.protocol = PLAINTEXT  # the listener's security protocol (kafscale/security)
-        self.listener_name = PLAINTEXT
+        if listeners is None:
+            listeners = [Listener(PLAINTEXT, PLAINTEXT, host, port)]
+        if tls is None and any(lst.uses_tls for lst in listeners):
+            raise ValueError("a TLS listener needs a TLS context")
+        self.endpoints = [Endpoint(lst, tls) for lst in listeners]
+        self.tls = tls
         self.max_request_bytes = max_request_bytes
         self.queued_max_request_bytes = queued_max_request_bytes
         self.idle_s = connections_max_idle_ms / 1000.0
@@ -123,18 +151,37 @@ class KafkaServer:
         self.idle_closed = 0
         self.queued_bytes = 0  # request bytes received and not yet answered, all connections
         self._queue_room: Any = None  # set when queued_bytes drops
-        self._sock = None
         self._draining = False
 
+    @property
+    def ports(self) -> dict[str, int]:
+        """Listener name -> the port it is bound to."""
+        return {e.name: e.port for e in self.endpoints}
+
     async def bind(self) -> None:
-        self._sock = listen_socket(self.host, self.port, backlog=1024)
-        self.port = self._sock.getsockname()[1]
+        """Bind every listener; OSError naming the listener that could not."""
+        for e in self.endpoints:
+            try:
+                e.sock = listen_socket(e.listener.host, e.listener.port, backlog=1024)
+            except OSError as exc:
+                for other in self.endpoints:
+                    if other.sock is not None:
+                        await other.sock.close()
+                        other.sock = None
+                raise OSError(exc.errno, f"{e.listener.url()}: {exc.strerror or exc}") from None
+            e.port = e.sock.getsockname()[1]
+        self.port = self.endpoints[0].port
 
     async def serve(self) -> None:
-        assert self._sock is not None
-        async with self._sock:
+        async with curio.TaskGroup() as group:
+            for e in self.endpoints:
+                await group.spawn(self._accept, e)
+
+    async def _accept(self, endpoint: Endpoint) -> None:
+        assert endpoint.sock is not None
+        async with endpoint.sock:
             while True:
-                client, addr = await self._sock.accept()
+                client, addr = await endpoint.sock.accept()
                 self.accepted += 1
                 ip = addr[0] if isinstance(addr, tuple) else ""
                 if (self.max_connections and len(self.connections) >= self.max_connections or
@@ -145,7 +192,7 @@ class KafkaServer:
                                      extra={"peer": peer})
                     await client.close()
                     continue
-                conn = Connection(self, client, addr)
+                conn = Connection(self, client, addr, endpoint)
                 self.connections.add(conn)
                 self.per_ip[ip] = self.per_ip.get(ip, 0) + 1
                 await curio.spawn(conn.run, daemon=True)
@@ -207,8 +254,9 @@ class Connection:
     MAX_IN_FLIGHT = 1024
     MAX_IN_FLIGHT_BYTES = 64 * 1024 * 1024
 
-    def __init__(self, server: KafkaServer, sock: Any, addr: Any) -> None:
+    def __init__(self, server: KafkaServer, sock: Any, addr: Any, endpoint: Endpoint | None = None) -> None:
         self.server = server
+        self.endpoint = endpoint = endpoint or server.endpoints[0]
         self.broker = server.broker
         self.sock = sock
         self.addr = addr
@@ -224,7 +272,7 @@ class Connection:
         self.log_context = {"peer": self.peer}  # extra= of its log lines
         self.serial = curio.Lock()  # SERIAL_APIS, one at a time
         # Who the client is (kafscale/security): the listener's protocol, the principal.
-        self.session = Session.for_listener(server.protocol, server.listener_name, self.ip)
+        self.session = Session.for_listener(endpoint.protocol, endpoint.name, self.ip)
         self.queued = 0  # request bytes of this connection counted in server.queued_bytes
         self.closed = False
 
@@ -262,7 +310,9 @@ class Connection:
     def _peer_closed(self) -> bool:
         """Whether the client closed its end (without reading what it sent)."""
         try:
-            return self.sock._socket.recv(1, socket_module.MSG_PEEK | socket_module.MSG_DONTWAIT) == b""
+            # (the plain socket's recv: on TLS this peeks ciphertext, which is all this needs)
+            return socket_module.socket.recv(self.sock._socket, 1,
+                                             socket_module.MSG_PEEK | socket_module.MSG_DONTWAIT) == b""
         except BlockingIOError:
             return False
         except OSError:
@@ -277,9 +327,45 @@ class Connection:
             self.queued -= size
             await self.server.dequeue(size)
 
+    async def _start_tls(self) -> bool:
+        """The TLS handshake, bounded by HANDSHAKE_TIMEOUT_S; whether it succeeded (if not,
+        one line is logged and the caller closes). Sets the principal from a client
+        certificate (Kafka's default: ``User:`` + the subject's RFC 2253 name)."""
+        tls = self.endpoint.tls
+        assert tls is not None
+        try:
+            wrapped = tls.context().wrap_socket(self.sock._socket, server_side=True, do_handshake_on_connect=False)
+        except (OSError, ValueError) as exc:
+            closing_log.info("closing connection from %s: TLS: %s", self.peer, exc, extra=self.log_context)
+            return False
+        self.sock = Socket(wrapped)  # (the plain socket's descriptor is the TLS socket's now)
+        try:
+            await curio.timeout_after(HANDSHAKE_TIMEOUT_S, self.sock.do_handshake())
+        except curio.TaskTimeout:
+            closing_log.info("closing connection from %s: TLS handshake not done after %.0f s", self.peer,
+                             HANDSHAKE_TIMEOUT_S, extra=self.log_context)
+            return False
+        except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError
+            reason = getattr(exc, "reason", None) or exc.strerror or exc
+            closing_log.info("closing connection from %s: TLS handshake failed: %s", self.peer, reason,
+                             extra=self.log_context)
+            return False
+        if tls.verifies_clients:
+            der = wrapped.getpeercert(binary_form=True)
+            if der:
+                try:
+                    self.session.principal = principal_of(der)
+                except ValueError as exc:
+                    closing_log.info("closing connection from %s: client certificate: %s", self.peer, exc,
+                                     extra=self.log_context)
+                    return False
+        return True
+
     async def run(self) -> None:
         self.task = await curio.current_task()
         server = self.server
+        if self.endpoint.tls is not None and not await self._tls_or_close():
+            return
         decoder = FrameDecoder(server.max_request_bytes)
         queue = curio.Queue(self.MAX_IN_FLIGHT)
         sender = await curio.spawn(self._send_in_order, queue, daemon=True)
@@ -329,6 +415,18 @@ class Connection:
             await server.dequeue(held)  # (half-sent and unanswered requests)
             server.forget(self)
 
+    async def _tls_or_close(self) -> bool:
+        """The TLS handshake; if it fails, the connection is closed and forgotten."""
+        ok = False
+        try:
+            ok = await self._start_tls()
+        finally:
+            if not ok:
+                await self.sock.close()
+                self.closed = True
+                self.server.forget(self)
+        return ok
+
     async def _handle(self, frame: memoryview, ticket: int) -> list | _Close | None:
         arrived = time.monotonic()
         try:
@@ -357,9 +455,10 @@ class Connection:
 
     def _shutdown(self) -> None:
         """Stop both directions of the socket (the reader's recv returns at once); the
-        reader closes it."""
+        reader closes it. (The plain socket's shutdown: a TLS socket's would drop its
+        TLS state under the reader.)"""
         try:
-            self.sock._socket.shutdown(socket_module.SHUT_RDWR)
+            socket_module.socket.shutdown(self.sock._socket, socket_module.SHUT_RDWR)
         except OSError:
             pass
 

@@ -21,6 +21,7 @@ import uuid
 from typing import Iterable, Mapping
 
 import kafscale
+from kafscale import listeners
 from kafscale.localstack import LocalStack, free_port, preexec_die_with_parent
 
 __all__ = ["BrokerProcess", "BrokerFactory", "BrokerStartError", "free_port", "unique_suffix", "wait_for"]
@@ -81,6 +82,13 @@ class BrokerProcess:
         self.stack = stack
         self.broker_id = broker_id
         self.port = port if port is not None else free_port()
+        # With options={"listeners": "SSL://127.0.0.1:P1,PLAINTEXT://127.0.0.1:P2"} (fixed
+        # ports), listener_port(name) is each one's port; ``port`` is the PLAINTEXT one (or the first).
+        self.listener_ports = {"PLAINTEXT": self.port}
+        if (options or {}).get("listeners"):
+            parsed = listeners.parse(str(options["listeners"]))
+            self.listener_ports = {lst.name: lst.port for lst in parsed}
+            self.port = self.listener_ports.get("PLAINTEXT", parsed[0].port)
         self.metrics_port = metrics_port if metrics_port is not None else free_port()
         self.etcd_prefix = etcd_prefix if etcd_prefix is not None else f"/kt-{suffix}"
         self.s3_namespace = s3_namespace if s3_namespace is not None else f"ns-{suffix}"
@@ -103,6 +111,13 @@ class BrokerProcess:
     @property
     def bootstrap(self) -> str:
         return f"127.0.0.1:{self.port}"
+
+    def listener_port(self, name: str) -> int:
+        """The port of listener ``name`` (its security protocol: PLAINTEXT, SSL, ...)."""
+        return self.listener_ports[name]
+
+    def listener_bootstrap(self, name: str) -> str:
+        return f"127.0.0.1:{self.listener_port(name)}"
 
     @property
     def metrics_url(self) -> str:

@@ -9,6 +9,7 @@ Transactions are not supported: their coordinator is never available.
 
 from __future__ import annotations
 
+from kafscale.broker.core import advertised_brokers
 from kafscale.broker.registry import ApiKey, handles
 from kafscale.errors import ErrorCode
 from kafscale.protocol.messages import FindCoordinatorRequest, FindCoordinatorResponse
@@ -39,7 +40,7 @@ def _find(ctx, key: str, key_type: int) -> "R.Coordinator":
     if not key:
         return error(ErrorCode.INVALID_REQUEST, "empty group id")
     node = ctx.broker.groups.coordinator_for(key)
-    for b in ctx.broker.live_brokers():
+    for b in advertised_brokers(ctx):
         if b.node_id == node:
             return R.Coordinator(key=key, node_id=b.node_id, host=b.host, port=b.port, error_code=0,
                                  error_message=None)

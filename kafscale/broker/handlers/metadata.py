@@ -7,6 +7,7 @@ be requested by id); v12 null topic names in responses for id lookups.
 
 from __future__ import annotations
 
+from kafscale.broker.core import advertised_brokers
 from kafscale.broker.registry import ApiKey, handles
 from kafscale.errors import ErrorCode, KafkaError
 from kafscale.protocol.messages import MetadataRequest, MetadataResponse
@@ -33,7 +34,7 @@ async def metadata(ctx, req: MetadataRequest) -> MetadataResponse:
         topics.append(await _topic(ctx, name, topic_id, auto))
     return R(
         brokers=[R.MetadataResponseBroker(node_id=b.node_id, host=b.host, port=b.port, rack=b.rack)
-                 for b in ctx.broker.live_brokers()],
+                 for b in advertised_brokers(ctx)],
         cluster_id=ctx.broker.cluster_id,
         controller_id=min(b.node_id for b in ctx.broker.live_brokers()),
         topics=topics,
