@@ -435,17 +435,15 @@ class Group:
                    protocol_type, protocols)
         return self._add_and_rebalance(now, m)
 
-    def _accepts(self, member_id: str, instance_id: str | None) -> bool:
-        """Kafka's acceptJoiningMember: is there room for this member (group.max.size)?
+    def _accepts(self, m: Member | None) -> bool:
+        """Kafka's acceptJoiningMember: is there room for this member (None: a new one)
+        under group.max.size?
 
         While preparing a rebalance only the members that already rejoined count, so a
         group over the limit (the limit was lowered) keeps the first ones to rejoin and
         turns the last ones away; otherwise every member counts and only new ones wait."""
         if self.state in (GroupState.EMPTY, GroupState.DEAD):
             return True
-        if member_id == "" and instance_id is not None:
-            member_id = self.static.get(instance_id, "")  # a static member coming back
-        m = self.members.get(member_id)
         limit = self.config.max_size
         if self.state is GroupState.PREPARING_REBALANCE:
             awaiting = sum(1 for x in self.members.values() if x.join_waiter is not None)
@@ -453,11 +451,12 @@ class Group:
         return m is not None or len(self.members) < limit
 
     def _refuse_if_full(self, now: float, member_id: str, instance_id: str | None) -> Waiter | None:
-        if self._accepts(member_id, instance_id):
-            return None
+        """GROUP_MAX_SIZE_REACHED for a member there is no room for (it leaves the group)."""
         if member_id == "" and instance_id is not None:
-            member_id = self.static.get(instance_id, "")
+            member_id = self.static.get(instance_id, "")  # a static member coming back
         m = self.members.get(member_id)
+        if self._accepts(m):
+            return None
         if m is not None:
             self._remove_and_update(now, m)
         elif self.pending_members.pop(member_id, None) is not None:
