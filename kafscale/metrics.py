@@ -105,6 +105,15 @@ class Metrics:
                                        ["topic"], registry=r)
         self.topic_records_out = Counter("kafscale_topic_fetched_records",
                                          "Records fetched (whole batches), by topic.", ["topic"], registry=r)
+        self.sasl_successes = Counter("kafscale_sasl_authentication_successes",
+                                      "SASL authentications that succeeded (re-authentications included), "
+                                      "by mechanism.", ["mechanism"], registry=r)
+        self.sasl_failures = Counter("kafscale_sasl_authentication_failures",
+                                     "SASL authentications refused (unknown user, wrong password, malformed "
+                                     "exchange), by mechanism.", ["mechanism"], registry=r)
+        for mechanism in ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"):  # at 0 from the start, for rate()
+            self.sasl_successes.labels(mechanism)
+            self.sasl_failures.labels(mechanism)
         self._api: dict[int, tuple[Any, Any]] = {}
         self._errors: dict[tuple[int, int], Any] = {}
         self._topics: dict[str, tuple[Any, Any, Any, Any]] = {}
@@ -121,6 +130,9 @@ class Metrics:
         if response is not None:
             for code in error_codes(response):
                 self.error(api_key, code)
+
+    def sasl_result(self, mechanism: str, ok: bool) -> None:
+        (self.sasl_successes if ok else self.sasl_failures).labels(mechanism).inc()
 
     def api_name(self, api_key: int) -> str:
         return self.api_names.get(api_key) or str(api_key)

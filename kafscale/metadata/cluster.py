@@ -10,6 +10,8 @@ Keys, under the configurable prefix P (default ``/kafscale``)::
     P/segments/{topic}/{p}/{base:020d}       segment manifest entry (see SegmentRef)
     P/deleting/{topic_id}                    {"topic", "partitions"}    - object cleanup to do
     P/brokers/{id}                           {"host", "port", "rack", ...} - under the broker's lease
+    P/users/{quoted user}                    {mechanism: {"salt", "stored_key", "server_key",
+                                             "iterations"}} - SCRAM credentials, never a password
 
 A partition whose keys are absent is empty: hw 0, log start 0, epoch 0, no owner.
 Topics are created with one put (so any partition count fits etcd's txn-op limit).
@@ -270,6 +272,13 @@ class Keys:
     def group_offset(self, group_id: str, topic: str, p: int) -> str:
         return f"{self.group(group_id)}offsets/{topic}/{p}"
 
+    # SASL users (kafscale/security/users.py): P/users/{quoted user name}
+    def users(self) -> str:
+        return f"{self.p}/users/"
+
+    def user(self, name: str) -> str:
+        return f"{self.p}/users/{quote(name, safe='')}"
+
 
 class Cluster:
     """Domain operations on the metadata store."""
@@ -408,6 +417,25 @@ class Cluster:
             if self.store.txn([ValueIs(key, raw)], [op]):
                 return new
         raise CommitConflict(f"broker configs {broker or '<default>'}: kept changing; retry")
+
+    # -- SASL users ---------------------------------------------------------------------
+
+    def list_users(self) -> dict[str, dict[str, Any]]:
+        """Every user's SCRAM credentials: {user: {mechanism: credential fields}}."""
+        prefix = self.keys.users()
+        return {unquote(k[len(prefix):]): orjson.loads(v) for k, v in self.store.get_prefix(prefix)}
+
+    def alter_user(self, name: str, change: Callable[[dict[str, Any]], dict[str, Any]]) -> dict[str, Any]:
+        """Replace user ``name``'s credentials with ``change(current)`` ({} when it has none),
+        compare-and-swap; an empty result removes the user. ``change`` may raise to refuse."""
+        key = self.keys.user(name)
+        for _ in range(_RETRIES):
+            raw = self.store.get(key)
+            new = change(orjson.loads(raw) if raw is not None else {})
+            op = Put(key, orjson.dumps(new, option=orjson.OPT_SORT_KEYS)) if new else Delete(key)
+            if self.store.txn([ValueIs(key, raw)], [op]):
+                return new
+        raise CommitConflict(f"user {name!r}: its credentials kept changing; retry")
 
     # -- partitions ---------------------------------------------------------------------
 

@@ -29,7 +29,8 @@ class Session:
     mechanism: str | None = None  # the SASL mechanism the handshake chose
     sasl: Any = None  # the mechanism's exchange in progress
     expires_at: float | None = None  # monotonic time the SASL session ends (KIP-368), None: never
-    peer: str = ""
+    peer: str = ""  # the client's address
+    closing: str | None = None  # why to close the connection once the current answer is sent
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -43,6 +44,11 @@ class Session:
     def allows_before_auth(self, api_key: int) -> bool:
         """Whether a request of ``api_key`` may be served now (False: close the connection)."""
         return not self.uses_sasl or self.authenticated or api_key in PRE_AUTH_APIS
+
+    def expired_for(self, api_key: int, now: float) -> bool:
+        """Whether the SASL session ended (KIP-368) before a request of ``api_key`` arrived at
+        ``now`` (monotonic): then the connection is closed. Re-authenticating is still allowed."""
+        return self.expires_at is not None and now >= self.expires_at and api_key not in (17, 36)
 
     @classmethod
     def for_listener(cls, protocol: str, listener: str | None = None, peer: str = "") -> "Session":
