@@ -13,6 +13,7 @@ import logging
 from typing import Any
 
 from kafscale.config import Config
+from kafscale.errors import ErrorCode, KafkaError
 from kafscale.metadata.cluster import Cluster
 from kafscale.runtime import Runtime
 from kafscale.security.acls import Acl, AclFilter, AclIndex, Operation, ResourceType
@@ -78,6 +79,39 @@ class Authorizer:
 
     def allowed_cluster(self, ctx: Any, operation: Operation) -> bool:
         return self.allowed(ctx, operation, ResourceType.CLUSTER, "kafka-cluster")
+
+    def topic(self, ctx: Any, operation: Operation, name: str) -> bool:
+        return not self.enabled or self.allowed(ctx, operation, ResourceType.TOPIC, name)
+
+    def group(self, ctx: Any, operation: Operation, name: str) -> bool:
+        return not self.enabled or self.allowed(ctx, operation, ResourceType.GROUP, name)
+
+    def check_topic(self, ctx: Any, operation: Operation, name: str) -> None:
+        """Raises TOPIC_AUTHORIZATION_FAILED unless ``operation`` on topic ``name`` is allowed."""
+        if not self.topic(ctx, operation, name):
+            raise KafkaError(f"Not authorized to {operation.name} topic {name}.",
+                             ErrorCode.TOPIC_AUTHORIZATION_FAILED)
+
+    def check_group(self, ctx: Any, operation: Operation, name: str) -> None:
+        if not self.group(ctx, operation, name):
+            raise KafkaError(f"Not authorized to {operation.name} group {name}.",
+                             ErrorCode.GROUP_AUTHORIZATION_FAILED)
+
+    def check_cluster(self, ctx: Any, operation: Operation) -> None:
+        if self.enabled and not self.allowed_cluster(ctx, operation):
+            raise KafkaError(f"Not authorized to {operation.name} the cluster.",
+                             ErrorCode.CLUSTER_AUTHORIZATION_FAILED)
+
+    def may_create_topic(self, ctx: Any, name: str) -> bool:
+        """CREATE on the cluster or on the topic (Kafka's rule for CreateTopics and auto-creation)."""
+        return not self.enabled or self.allowed_cluster(ctx, Operation.CREATE) or \
+            self.allowed(ctx, Operation.CREATE, ResourceType.TOPIC, name)
+
+    def idempotent_write(self, ctx: Any) -> bool:
+        """IDEMPOTENT_WRITE on the cluster, or WRITE on some topic (Kafka 3.x: InitProducerId)."""
+        if not self.enabled or self.allowed_cluster(ctx, Operation.IDEMPOTENT_WRITE):
+            return True
+        return self.index.any_allowed(ctx.session.principal, ctx.session.peer, Operation.WRITE, ResourceType.TOPIC)
 
     # -- the ACL APIs -----------------------------------------------------------------------
 

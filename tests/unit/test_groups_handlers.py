@@ -14,6 +14,8 @@ from types import SimpleNamespace
 import curio
 import pytest
 
+from kafscale.broker.authorizer import Authorizer
+from kafscale.config import Config
 from kafscale.broker.core import BrokerInfo, error_response
 from kafscale.broker.registry import REGISTRY, ApiKey
 from kafscale.errors import ErrorCode as E
@@ -36,7 +38,8 @@ def make_broker():
     rt = CurioRuntime()
     svc = GroupService(rt, cluster, GroupConfig(initial_rebalance_delay_ms=0), 7, topics=cluster.list_topics)
     me = BrokerInfo(7, "127.0.0.1", 9092)
-    broker = SimpleNamespace(groups=svc, live_brokers=lambda: [me], registry=REGISTRY)
+    broker = SimpleNamespace(groups=svc, live_brokers=lambda: [me], registry=REGISTRY,
+                             authorizer=Authorizer(rt, cluster, Config()))  # (none: everything allowed)
     logs = SimpleNamespace(topics=cluster.list_topics())
     return broker, logs
 

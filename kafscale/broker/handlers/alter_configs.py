@@ -10,6 +10,8 @@ named twice in one request gets INVALID_REQUEST. v2 flexible.
 from __future__ import annotations
 
 from kafscale.broker.registry import ApiKey, handles
+from kafscale.broker_configs import ResourceType
+from kafscale.security.acls import Operation
 from kafscale.errors import ErrorCode, KafkaError
 from kafscale.protocol.messages import AlterConfigsRequest, AlterConfigsResponse
 
@@ -38,6 +40,10 @@ async def alter_each(ctx, req, update_of) -> list[tuple[int, str | None]]:
             out.append((ErrorCode.INVALID_REQUEST, f"Error due to duplicate resource {r.resource_name!r}"))
             continue
         try:
+            if r.resource_type == ResourceType.TOPIC:
+                ctx.broker.authorizer.check_topic(ctx, Operation.ALTER_CONFIGS, r.resource_name)
+            elif r.resource_type == ResourceType.BROKER:
+                ctx.broker.authorizer.check_cluster(ctx, Operation.ALTER_CONFIGS)
             await ctx.broker.dynamic.alter(r.resource_type, r.resource_name, update_of(ctx, r), req.validate_only)
             out.append((0, None))
         except KafkaError as exc:

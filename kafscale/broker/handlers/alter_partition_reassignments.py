@@ -12,6 +12,7 @@ UNKNOWN_TOPIC_OR_PARTITION.
 from __future__ import annotations
 
 from kafscale.broker.registry import ApiKey, handles
+from kafscale.security.acls import Operation
 from kafscale.errors import KafkaError
 from kafscale.protocol.messages import AlterPartitionReassignmentsRequest, AlterPartitionReassignmentsResponse
 
@@ -20,6 +21,7 @@ R = AlterPartitionReassignmentsResponse
 
 @handles(ApiKey.ALTER_PARTITION_REASSIGNMENTS, versions=(0, 0))
 async def alter_partition_reassignments(ctx, req: AlterPartitionReassignmentsRequest) -> R:
+    ctx.broker.authorizer.check_cluster(ctx, Operation.ALTER)
     responses = []
     for t in req.topics:
         parts = []

@@ -11,6 +11,7 @@ v1 same as v0; v2 flexible; v3 same as v2.
 from __future__ import annotations
 
 from kafscale.broker.registry import ApiKey, handles
+from kafscale.security.acls import Operation
 from kafscale.errors import ErrorCode, KafkaError
 from kafscale.protocol.messages import CreatePartitionsRequest, CreatePartitionsResponse
 
@@ -29,6 +30,7 @@ async def create_partitions(ctx, req: CreatePartitionsRequest) -> CreatePartitio
             continue
         assignments = None if t.assignments is None else [a.broker_ids for a in t.assignments]
         try:
+            ctx.broker.authorizer.check_topic(ctx, Operation.ALTER, t.name)
             await ctx.logs.create_partitions(t.name, t.count, assignments, live, validate_only=req.validate_only)
             results.append(R.CreatePartitionsTopicResult(name=t.name, error_code=0))
         except KafkaError as exc:

@@ -40,6 +40,9 @@ async def _create(ctx, req, t) -> "R.CreatableTopicResult":
         return R.CreatableTopicResult(name=t.name, error_code=ErrorCode.INVALID_REPLICATION_FACTOR,
                                       error_message="replication factor must be -1 or positive")
     config = {c.name: c.value for c in t.configs}  # a null value is refused (INVALID_CONFIG), as in Kafka
+    if not ctx.broker.authorizer.may_create_topic(ctx, t.name):
+        return R.CreatableTopicResult(name=t.name, error_code=ErrorCode.TOPIC_AUTHORIZATION_FAILED,
+                                      error_message=f"Not authorized to CREATE topic {t.name}.")
     try:
         rec = await ctx.logs.create_topic(t.name, partitions, config, validate_only=req.validate_only)
     except KafkaError as exc:

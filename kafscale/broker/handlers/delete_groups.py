@@ -8,6 +8,8 @@ one etcd transaction.
 from __future__ import annotations
 
 from kafscale.broker.registry import ApiKey, handles
+from kafscale.errors import ErrorCode
+from kafscale.security.acls import Operation
 from kafscale.protocol.messages import DeleteGroupsRequest, DeleteGroupsResponse
 
 R = DeleteGroupsResponse
@@ -15,5 +17,9 @@ R = DeleteGroupsResponse
 
 @handles(ApiKey.DELETE_GROUPS, versions=(0, 2))
 async def delete_groups(ctx, req: DeleteGroupsRequest) -> DeleteGroupsResponse:
-    codes = await ctx.broker.groups.delete_groups(list(req.groups_names))
-    return R(results=[R.DeletableGroupResult(group_id=g, error_code=c) for g, c in zip(req.groups_names, codes)])
+    authz = ctx.broker.authorizer
+    allowed = [g for g in req.groups_names if authz.group(ctx, Operation.DELETE, g)]
+    codes = dict(zip(allowed, await ctx.broker.groups.delete_groups(allowed))) if allowed else {}
+    return R(results=[R.DeletableGroupResult(group_id=g,
+                                             error_code=codes.get(g, ErrorCode.GROUP_AUTHORIZATION_FAILED))
+                      for g in req.groups_names])

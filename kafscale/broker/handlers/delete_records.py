@@ -12,6 +12,7 @@ v2 flexible.
 from __future__ import annotations
 
 from kafscale.broker.registry import ApiKey, handles
+from kafscale.security.acls import Operation
 from kafscale.errors import ErrorCode, KafkaError
 from kafscale.protocol.messages import DeleteRecordsRequest, DeleteRecordsResponse
 
@@ -25,6 +26,7 @@ async def delete_records(ctx, req: DeleteRecordsRequest) -> DeleteRecordsRespons
         parts = []
         for p in t.partitions:
             try:
+                ctx.broker.authorizer.check_topic(ctx, Operation.DELETE, t.name)
                 low = await _delete_before(ctx, t.name, p.partition_index, p.offset)
                 parts.append(R.DeleteRecordsPartitionResult(partition_index=p.partition_index, low_watermark=low))
             except KafkaError as exc:

@@ -7,6 +7,7 @@ one etcd transaction; its objects are deleted in the background.
 from __future__ import annotations
 
 from kafscale.broker.registry import ApiKey, handles
+from kafscale.security.acls import Operation
 from kafscale.errors import ErrorCode, KafkaError
 from kafscale.protocol.messages import DeleteTopicsRequest, DeleteTopicsResponse
 
@@ -27,6 +28,10 @@ async def delete_topics(ctx, req: DeleteTopicsRequest) -> DeleteTopicsResponse:
                                                       error_code=ErrorCode.UNKNOWN_TOPIC_ID))
                 continue
             name = rec.name
+        if not ctx.broker.authorizer.topic(ctx, Operation.DELETE, name):
+            results.append(R.DeletableTopicResult(name=name, topic_id=topic_id,
+                                                  error_code=ErrorCode.TOPIC_AUTHORIZATION_FAILED))
+            continue
         try:
             rec = await ctx.logs.delete_topic(name)
             results.append(R.DeletableTopicResult(name=name, topic_id=rec.id_bytes, error_code=0))

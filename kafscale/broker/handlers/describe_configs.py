@@ -11,6 +11,7 @@ kafscale/broker_configs.py; sensitive values are reported as null. v1 synonyms
 from __future__ import annotations
 
 from kafscale.broker.registry import ApiKey, handles
+from kafscale.security.acls import Operation
 from kafscale.broker_configs import ConfigSource, Described, InvalidRequest, ResourceType
 from kafscale.errors import KafkaError, UnknownTopicOrPartition
 from kafscale.protocol.messages import DescribeConfigsRequest, DescribeConfigsResponse
@@ -38,13 +39,16 @@ async def describe_configs(ctx, req: DescribeConfigsRequest) -> DescribeConfigsR
 
 async def _describe(ctx, resource_type: int, name: str) -> list[Described]:
     dynamic = ctx.broker.dynamic
+    authz = ctx.broker.authorizer
     if resource_type == ResourceType.TOPIC:
         validate_topic_name(name)
+        authz.check_topic(ctx, Operation.DESCRIBE_CONFIGS, name)
         rec = await ctx.logs.lookup_topic(name)
         if rec is None:
             raise UnknownTopicOrPartition(f"Topic {name} does not exist")
         return dynamic.describe_topic(rec.config)
     if resource_type == ResourceType.BROKER:
+        authz.check_cluster(ctx, Operation.DESCRIBE_CONFIGS)
         return dynamic.describe_broker(name)
     if resource_type == ResourceType.BROKER_LOGGER:
         raise InvalidRequest("BROKER_LOGGER resources are not supported: set --log-level")

@@ -8,6 +8,8 @@ Members' metadata and assignments are filled only when the group is Stable.
 from __future__ import annotations
 
 from kafscale.broker.registry import ApiKey, handles
+from kafscale.errors import ErrorCode
+from kafscale.security.acls import Operation
 from kafscale.protocol.messages import DescribeGroupsRequest, DescribeGroupsResponse
 
 R = DescribeGroupsResponse
@@ -22,6 +24,11 @@ async def describe_groups(ctx, req: DescribeGroupsRequest) -> DescribeGroupsResp
     ops = GROUP_OPERATIONS if ctx.version >= 3 and req.include_authorized_operations else NOT_REQUESTED
     out = []
     for group_id in req.groups:
+        if not ctx.broker.authorizer.group(ctx, Operation.DESCRIBE, group_id):
+            out.append(R.DescribedGroup(error_code=ErrorCode.GROUP_AUTHORIZATION_FAILED, group_id=group_id,
+                                        group_state="", protocol_type="", protocol_data="", members=[],
+                                        authorized_operations=ops))
+            continue
         code, d = ctx.broker.groups.describe(group_id)
         out.append(R.DescribedGroup(
             error_code=code, group_id=group_id, group_state=d.state, protocol_type=d.protocol_type,

@@ -11,6 +11,7 @@ code; v4 total and usable bytes (-1: S3 has no such figure).
 from __future__ import annotations
 
 from kafscale.broker.registry import ApiKey, handles
+from kafscale.security.acls import Operation
 from kafscale.protocol.messages import DescribeLogDirsRequest, DescribeLogDirsResponse
 
 R = DescribeLogDirsResponse
@@ -18,6 +19,7 @@ R = DescribeLogDirsResponse
 
 @handles(ApiKey.DESCRIBE_LOG_DIRS, versions=(0, 4))
 async def describe_log_dirs(ctx, req: DescribeLogDirsRequest) -> DescribeLogDirsResponse:
+    ctx.broker.authorizer.check_cluster(ctx, Operation.DESCRIBE)
     wanted: dict[str, set[int]] | None = None
     if req.topics is not None:
         wanted = {}

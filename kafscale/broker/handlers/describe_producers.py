@@ -9,6 +9,7 @@ start -1: transactions are not supported). Only the owner answers
 from __future__ import annotations
 
 from kafscale.broker.registry import ApiKey, handles
+from kafscale.security.acls import Operation
 from kafscale.errors import KafkaError
 from kafscale.protocol.messages import DescribeProducersRequest, DescribeProducersResponse
 
@@ -22,6 +23,7 @@ async def describe_producers(ctx, req: DescribeProducersRequest) -> DescribeProd
         parts = []
         for p in t.partition_indexes:
             try:
+                ctx.broker.authorizer.check_topic(ctx, Operation.READ, t.name)
                 producers = await ctx.logs.describe_producers(t.name, p)
             except KafkaError as exc:
                 parts.append(R.PartitionResponse(partition_index=p, error_code=exc.code, error_message=str(exc)))

@@ -15,6 +15,7 @@ v1 election type and top-level error code; v2 flexible.
 from __future__ import annotations
 
 from kafscale.broker.registry import ApiKey, handles
+from kafscale.security.acls import Operation
 from kafscale.errors import ErrorCode, KafkaError
 from kafscale.protocol.messages import ElectLeadersRequest, ElectLeadersResponse
 
@@ -23,6 +24,7 @@ R = ElectLeadersResponse
 
 @handles(ApiKey.ELECT_LEADERS, versions=(0, 2))
 async def elect_leaders(ctx, req: ElectLeadersRequest) -> ElectLeadersResponse:
+    ctx.broker.authorizer.check_cluster(ctx, Operation.ALTER)
     if ctx.version >= 1 and req.election_type not in (0, 1):
         raise KafkaError(f"unknown election type {req.election_type}", ErrorCode.INVALID_REQUEST)
     membership = ctx.broker.membership

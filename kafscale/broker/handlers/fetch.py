@@ -13,6 +13,7 @@ from kafscale._fast import count_records
 from kafscale.broker.registry import ApiKey, handles
 from kafscale.errors import ErrorCode, KafkaError
 from kafscale.protocol.messages import FetchRequest, FetchResponse
+from kafscale.security.acls import Operation
 from kafscale.storage.log import READ_AHEAD_BYTES
 
 R = FetchResponse
@@ -67,6 +68,8 @@ async def _prefetch(ctx, req: FetchRequest) -> None:
     logs = ctx.logs
     for t in req.topics:
         rec, _ = _topic(logs, t, ctx.version)
+        if rec is not None and not ctx.broker.authorizer.topic(ctx, Operation.READ, rec.name):
+            continue
         for p in t.partitions if rec is not None else ():
             plog = logs.logs.get((rec.name, p.partition))
             if plog is not None:
@@ -81,6 +84,8 @@ async def _read_all(ctx, req: FetchRequest, max_bytes: int):
     await _prefetch(ctx, req)
     for t in req.topics:
         rec, unknown = _topic(logs, t, v)
+        if rec is not None and not ctx.broker.authorizer.topic(ctx, Operation.READ, rec.name):
+            rec, unknown = None, ErrorCode.TOPIC_AUTHORIZATION_FAILED
         parts = []
         for p in t.partitions:
             if rec is None or not 0 <= p.partition < rec.partitions:

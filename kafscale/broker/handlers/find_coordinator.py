@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from kafscale.broker.core import advertised_brokers
 from kafscale.broker.registry import ApiKey, handles
+from kafscale.security.acls import Operation
 from kafscale.errors import ErrorCode
 from kafscale.protocol.messages import FindCoordinatorRequest, FindCoordinatorResponse
 
@@ -39,6 +40,8 @@ def _find(ctx, key: str, key_type: int) -> "R.Coordinator":
         return error(ErrorCode.INVALID_REQUEST, f"unsupported key type {key_type}")
     if not key:
         return error(ErrorCode.INVALID_REQUEST, "empty group id")
+    if not ctx.broker.authorizer.group(ctx, Operation.DESCRIBE, key):
+        return error(ErrorCode.GROUP_AUTHORIZATION_FAILED, f"Not authorized to DESCRIBE group {key}.")
     node = ctx.broker.groups.coordinator_for(key)
     for b in advertised_brokers(ctx):
         if b.node_id == node:

@@ -19,6 +19,8 @@ MAX_EPOCH = 32767
 async def init_producer_id(ctx, req: InitProducerIdRequest) -> InitProducerIdResponse:
     if req.transactional_id is not None:
         return R(error_code=ErrorCode.TRANSACTIONAL_ID_AUTHORIZATION_FAILED, producer_id=-1, producer_epoch=-1)
+    if not ctx.broker.authorizer.idempotent_write(ctx):
+        return R(error_code=ErrorCode.CLUSTER_AUTHORIZATION_FAILED, producer_id=-1, producer_epoch=-1)
     if req.producer_id >= 0 and 0 <= req.producer_epoch < MAX_EPOCH - 1:
         return R(error_code=0, producer_id=req.producer_id, producer_epoch=req.producer_epoch + 1)
     pid = await ctx.rt.run_in_thread(ctx.broker.cluster.allocate_producer_id)

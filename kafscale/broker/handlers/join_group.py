@@ -12,6 +12,7 @@ rebalance completes (see kafscale.groups.coordinator).
 from __future__ import annotations
 
 from kafscale.broker.registry import ApiKey, handles
+from kafscale.security.acls import Operation
 from kafscale.protocol.messages import JoinGroupRequest, JoinGroupResponse
 
 R = JoinGroupResponse
@@ -19,6 +20,7 @@ R = JoinGroupResponse
 
 @handles(ApiKey.JOIN_GROUP, versions=(0, 9))
 async def join_group(ctx, req: JoinGroupRequest) -> JoinGroupResponse:
+    ctx.broker.authorizer.check_group(ctx, Operation.READ, req.group_id)
     v = ctx.version
     res = await ctx.broker.groups.join(
         req.group_id, req.member_id, req.group_instance_id if v >= 5 else None, ctx.client_id or "",

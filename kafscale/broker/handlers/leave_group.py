@@ -8,6 +8,7 @@ KIP-345) and answers per member; v4 flexible; v5 a reason per member.
 from __future__ import annotations
 
 from kafscale.broker.registry import ApiKey, handles
+from kafscale.security.acls import Operation
 from kafscale.protocol.messages import LeaveGroupRequest, LeaveGroupResponse
 
 R = LeaveGroupResponse
@@ -15,6 +16,7 @@ R = LeaveGroupResponse
 
 @handles(ApiKey.LEAVE_GROUP, versions=(0, 5))
 async def leave_group(ctx, req: LeaveGroupRequest) -> LeaveGroupResponse:
+    ctx.broker.authorizer.check_group(ctx, Operation.READ, req.group_id)
     if ctx.version < 3:
         top, codes = await ctx.broker.groups.leave(req.group_id, [(req.member_id, None)])
         return R(error_code=top if top or not codes else codes[0])

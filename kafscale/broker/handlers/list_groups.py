@@ -7,6 +7,7 @@ each group's state; v5 types_filter and each group's type (always "classic" here
 from __future__ import annotations
 
 from kafscale.broker.registry import ApiKey, handles
+from kafscale.security.acls import Operation
 from kafscale.protocol.messages import ListGroupsRequest, ListGroupsResponse
 
 R = ListGroupsResponse
@@ -16,6 +17,9 @@ R = ListGroupsResponse
 async def list_groups(ctx, req: ListGroupsRequest) -> ListGroupsResponse:
     states = req.states_filter if ctx.version >= 4 else []
     types = req.types_filter if ctx.version >= 5 else []
+    authz = ctx.broker.authorizer
+    everything = not authz.enabled or authz.allowed_cluster(ctx, Operation.DESCRIBE)
     return R(error_code=0, groups=[
         R.ListedGroup(group_id=g, protocol_type=pt, group_state=state, group_type="classic")
-        for g, pt, state in ctx.broker.groups.list_groups(states, types)])
+        for g, pt, state in ctx.broker.groups.list_groups(states, types)
+        if everything or authz.group(ctx, Operation.DESCRIBE, g)])

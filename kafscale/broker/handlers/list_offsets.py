@@ -9,6 +9,7 @@ after it. v0 answers with old_style_offsets; v4+ reports the leader epoch.
 from __future__ import annotations
 
 from kafscale.broker.registry import ApiKey, handles
+from kafscale.security.acls import Operation
 from kafscale.errors import ErrorCode, KafkaError
 from kafscale.protocol.messages import ListOffsetsRequest, ListOffsetsResponse
 
@@ -25,6 +26,8 @@ async def list_offsets(ctx, req: ListOffsetsRequest) -> ListOffsetsResponse:
 
 async def _partition(ctx, name: str, p) -> "R.ListOffsetsPartitionResponse":
     idx = p.partition_index
+    if not ctx.broker.authorizer.topic(ctx, Operation.DESCRIBE, name):
+        return R.ListOffsetsPartitionResponse(partition_index=idx, error_code=ErrorCode.TOPIC_AUTHORIZATION_FAILED)
     try:
         plog = await ctx.logs.partition_log(name, idx)
     except KafkaError as exc:

@@ -7,6 +7,7 @@ alter_partition_reassignments.py), so the answer lists none.
 from __future__ import annotations
 
 from kafscale.broker.registry import ApiKey, handles
+from kafscale.security.acls import Operation
 from kafscale.protocol.messages import ListPartitionReassignmentsRequest, ListPartitionReassignmentsResponse
 
 R = ListPartitionReassignmentsResponse
@@ -14,4 +15,5 @@ R = ListPartitionReassignmentsResponse
 
 @handles(ApiKey.LIST_PARTITION_REASSIGNMENTS, versions=(0, 0))
 async def list_partition_reassignments(ctx, req: ListPartitionReassignmentsRequest) -> R:
+    ctx.broker.authorizer.check_cluster(ctx, Operation.DESCRIBE)
     return R(error_code=0, topics=[])

@@ -11,6 +11,7 @@ from kafscale.broker.core import advertised_brokers
 from kafscale.broker.registry import ApiKey, handles
 from kafscale.errors import ErrorCode, KafkaError
 from kafscale.protocol.messages import MetadataRequest, MetadataResponse
+from kafscale.security.acls import Operation
 from kafscale.storage.engine import validate_topic_name
 
 R = MetadataResponse
@@ -24,7 +25,8 @@ async def metadata(ctx, req: MetadataRequest) -> MetadataResponse:
     if req.topics is None or (v == 0 and not req.topics):
         # From the table the etcd watch keeps: no request re-reads etcd (Kafka's
         # metadata cache does the same); a named topic's miss reads its one key.
-        wanted = [(name, None) for name in sorted(logs.topics)]
+        authz = ctx.broker.authorizer
+        wanted = [(name, None) for name in sorted(logs.topics) if authz.topic(ctx, Operation.DESCRIBE, name)]
         auto = False
     else:
         wanted = [(t.name, t.topic_id) for t in req.topics]
@@ -45,15 +47,21 @@ async def _topic(ctx, name: str | None, topic_id: bytes | None, auto: bool) -> "
     logs = ctx.logs
     if name is None:
         rec = logs.topics_by_id.get(topic_id or ZERO_ID)
-        if rec is None:
-            return R.MetadataResponseTopic(error_code=ErrorCode.UNKNOWN_TOPIC_ID, name=None,
+        if rec is None or not ctx.broker.authorizer.topic(ctx, Operation.DESCRIBE, rec.name):
+            return R.MetadataResponseTopic(error_code=ErrorCode.UNKNOWN_TOPIC_ID if rec is None else
+                                           ErrorCode.TOPIC_AUTHORIZATION_FAILED, name=None,
                                            topic_id=topic_id or ZERO_ID)
     else:
         try:
             validate_topic_name(name)
         except KafkaError as exc:
             return R.MetadataResponseTopic(error_code=exc.code, name=name)
+        authz = ctx.broker.authorizer
+        if not authz.topic(ctx, Operation.DESCRIBE, name):  # (whether it exists or not: no leak)
+            return R.MetadataResponseTopic(error_code=ErrorCode.TOPIC_AUTHORIZATION_FAILED, name=name)
         rec = await logs.lookup_topic(name)
+        if rec is None and auto and not authz.may_create_topic(ctx, name):
+            return R.MetadataResponseTopic(error_code=ErrorCode.TOPIC_AUTHORIZATION_FAILED, name=name)
         if rec is None and auto:
             try:
                 rec = await logs.ensure_topic(name)

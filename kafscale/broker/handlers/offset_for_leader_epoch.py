@@ -9,6 +9,7 @@ v1 returns the epoch found; v2 checks the current leader epoch; v3 replica id; v
 from __future__ import annotations
 
 from kafscale.broker.registry import ApiKey, handles
+from kafscale.security.acls import Operation
 from kafscale.errors import ErrorCode, KafkaError
 from kafscale.protocol.messages import OffsetForLeaderEpochRequest, OffsetForLeaderEpochResponse
 from kafscale.storage import epochs
@@ -28,7 +29,11 @@ async def offset_for_leader_epoch(ctx, req: OffsetForLeaderEpochRequest) -> Offs
     topics = []
     for t in req.topics:
         parts = []
+        allowed = ctx.broker.authorizer.topic(ctx, Operation.DESCRIBE, t.topic)
         for p in t.partitions:
+            if not allowed:
+                parts.append(R.EpochEndOffset(error_code=ErrorCode.TOPIC_AUTHORIZATION_FAILED, partition=p.partition))
+                continue
             try:
                 plog = await ctx.logs.partition_log(t.topic, p.partition)
             except KafkaError as exc:

@@ -15,6 +15,7 @@ import time
 from kafscale.broker.registry import ApiKey, handles
 from kafscale.errors import ErrorCode, KafkaError
 from kafscale.protocol.messages import ProduceRequest, ProduceResponse
+from kafscale.security.acls import Operation
 from kafscale.protocol.records import InvalidBatch, batch_producer, is_transactional, validate_produced
 
 R = ProduceResponse
@@ -109,6 +110,7 @@ class _Refuse(KafkaError):
 
 # Expected per-request outcomes of bad input, answered without a log line.
 _QUIET = {ErrorCode.CORRUPT_MESSAGE, ErrorCode.INVALID_RECORD, ErrorCode.MESSAGE_TOO_LARGE,
+          ErrorCode.TOPIC_AUTHORIZATION_FAILED,
           ErrorCode.UNSUPPORTED_COMPRESSION_TYPE,
           ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, ErrorCode.TRANSACTIONAL_ID_AUTHORIZATION_FAILED}
 
@@ -116,7 +118,11 @@ _QUIET = {ErrorCode.CORRUPT_MESSAGE, ErrorCode.INVALID_RECORD, ErrorCode.MESSAGE
 async def _prepare(ctx, name: str, index: int, records):
     """Validate one partition's records; (log, writable batch, offsets, max timestamp, producer)."""
     logs = ctx.logs
-    rec = logs.topic(name) or await logs.ensure_topic(name)
+    authz = ctx.broker.authorizer
+    if not authz.topic(ctx, Operation.WRITE, name):
+        raise _Refuse(f"not authorized to write to {name}", ErrorCode.TOPIC_AUTHORIZATION_FAILED)
+    rec = logs.topic(name) or (await logs.ensure_topic(name) if authz.may_create_topic(ctx, name)
+                               else await logs.lookup_topic(name))
     if rec is None or not 0 <= index < rec.partitions:
         raise _Refuse("unknown topic or partition", ErrorCode.UNKNOWN_TOPIC_OR_PARTITION)
     if records is None or len(records) == 0:

@@ -9,11 +9,13 @@ until the leader's has been stored.
 from __future__ import annotations
 
 from kafscale.broker.registry import ApiKey, handles
+from kafscale.security.acls import Operation
 from kafscale.protocol.messages import SyncGroupRequest, SyncGroupResponse
 
 
 @handles(ApiKey.SYNC_GROUP, versions=(0, 5))
 async def sync_group(ctx, req: SyncGroupRequest) -> SyncGroupResponse:
+    ctx.broker.authorizer.check_group(ctx, Operation.READ, req.group_id)
     v = ctx.version
     res = await ctx.broker.groups.sync(
         req.group_id, req.member_id, req.group_instance_id if v >= 3 else None, req.generation_id,
