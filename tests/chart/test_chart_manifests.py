@@ -111,6 +111,7 @@ def expected_env(case: str) -> dict[str, str | tuple[str, str]]:
         "KAFSCALE_DEFAULT_PARTITIONS": "1",
         "KAFSCALE_GROUP_INITIAL_REBALANCE_DELAY_MS": "3000",
         "KAFSCALE_LOG_LEVEL": "INFO",
+        "KAFSCALE_LOG_FORMAT": "text",
     }
 
 
