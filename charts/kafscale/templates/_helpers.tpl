@@ -97,3 +97,8 @@ app.kubernetes.io/component: {{ index . 1 }}
 {{- define "kafscale.consoleSecretName" -}}
 {{- .Values.console.auth.existingSecret | default (printf "%s-console" (include "kafscale.fullname" .)) -}}
 {{- end }}
+
+{{/* The Secret holding the TLS listener's certificate, key and CA (tls). */}}
+{{- define "kafscale.tlsSecretName" -}}
+{{- .Values.tls.existingSecret | default (printf "%s-tls" (include "kafscale.fullname" .)) }}
+{{- end }}
