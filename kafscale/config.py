@@ -104,6 +104,13 @@ class Config:
     orphan_grace_ms: int = 3_600_000
     http_auth_token: str = ""  # bearer token the console and /api need (docs/console.md)
     http_basic_auth: str = ""  # "user:password" the console and /api accept
+    # SASL (kafscale/security, docs/security.md)
+    sasl_enabled_mechanisms: str = "SCRAM-SHA-512,SCRAM-SHA-256,PLAIN"
+    sasl_admin_user: str = ""  # the first super user, written to etcd (hashed) at start-up
+    sasl_admin_password: str = ""
+    sasl_admin_password_file: str = ""
+    connections_max_reauth_ms: int = 0  # 0: SASL sessions never expire
+    connection_failed_authentication_delay_ms: int = 100
     authorizer: str = ""  # "acls": Kafka ACLs are enforced (kafscale/security/acls.py); "": none
     super_users: str = ""  # "User:admin;User:ops" (Kafka's super.users)
     allow_everyone_if_no_acl_found: bool = False
@@ -260,6 +267,21 @@ OPTIONS: list[Option] = [
     Option("allow_everyone_if_no_acl_found", "KAFSCALE_ALLOW_EVERYONE_IF_NO_ACL_FOUND", _bool,
            "With the ACL authorizer, whether a resource no ACL names is open to everyone.",
            kafka="allow.everyone.if.no.acl.found"),
+    Option("sasl_enabled_mechanisms", "KAFSCALE_SASL_ENABLED_MECHANISMS", str,
+           "SASL mechanisms the SASL listeners offer, comma separated: SCRAM-SHA-512, SCRAM-SHA-256, PLAIN.",
+           kafka="sasl.enabled.mechanisms"),
+    Option("sasl_admin_user", "KAFSCALE_SASL_ADMIN_USER", str,
+           "The first SASL user: its SCRAM credentials are written to etcd at start-up (never the password)."),
+    Option("sasl_admin_password", "KAFSCALE_SASL_ADMIN_PASSWORD", str,
+           "The admin user's password (or give --sasl-admin-password-file).", sensitive=True),
+    Option("sasl_admin_password_file", "KAFSCALE_SASL_ADMIN_PASSWORD_FILE", str,
+           "A file holding the admin user's password (e.g. a mounted Secret); a trailing newline is ignored."),
+    Option("connections_max_reauth_ms", "KAFSCALE_CONNECTIONS_MAX_REAUTH_MS", int,
+           "SASL session lifetime: a client must re-authenticate within it or its connection is closed; "
+           "0: sessions never expire.", kafka="connections.max.reauth.ms"),
+    Option("connection_failed_authentication_delay_ms", "KAFSCALE_CONNECTION_FAILED_AUTHENTICATION_DELAY_MS", int,
+           "Delay before a failed SASL authentication is answered, doubled per recent failure of the same "
+           "address (at most 5 s).", kafka="connection.failed.authentication.delay.ms"),
 ]
 
 
@@ -341,6 +363,7 @@ def validate(cfg: Config) -> None:
     if cfg.broker_id < 0:
         raise ConfigError(f"{option_source('broker_id')}: must not be negative")
     _validate_listeners(cfg)
+    _validate_sasl(cfg)
     user, colon, _password = cfg.http_basic_auth.partition(":")
     if cfg.http_basic_auth and not (user and colon):
         raise ConfigError(f"{option_source('http_basic_auth')}: expected user:password")  # (value not shown)
@@ -379,6 +402,48 @@ def _validate_listeners(cfg: Config) -> None:
         path = getattr(cfg, name)
         if tls and path and not os.path.isfile(path):
             raise ConfigError(f"{option_source(name)}: no such file: {path}")
+
+
+SASL_MECHANISMS = ("SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN")
+
+
+def sasl_mechanisms(cfg: Config) -> list[str]:
+    return [m.strip().upper() for m in cfg.sasl_enabled_mechanisms.split(",") if m.strip()]
+
+
+def _validate_sasl(cfg: Config) -> None:
+    unknown = [m for m in sasl_mechanisms(cfg) if m not in SASL_MECHANISMS]
+    if unknown or not sasl_mechanisms(cfg):
+        raise ConfigError(f"{option_source('sasl_enabled_mechanisms')}: "
+                          f"{'unknown ' + ', '.join(unknown) if unknown else 'empty'} "
+                          f"(choose from {', '.join(SASL_MECHANISMS)})")
+    for name in ("connections_max_reauth_ms", "connection_failed_authentication_delay_ms"):
+        if getattr(cfg, name) < 0:
+            raise ConfigError(f"{option_source(name)}: must not be negative")
+    if cfg.sasl_admin_password and cfg.sasl_admin_password_file:
+        raise ConfigError(f"{option_source('sasl_admin_password')} and {option_source('sasl_admin_password_file')}: "
+                          "give one of them")
+    if cfg.sasl_admin_user and not (cfg.sasl_admin_password or cfg.sasl_admin_password_file):
+        raise ConfigError(f"{option_source('sasl_admin_user')}: needs {option_source('sasl_admin_password')} "
+                          f"or {option_source('sasl_admin_password_file')}")
+    if (cfg.sasl_admin_password or cfg.sasl_admin_password_file) and not cfg.sasl_admin_user:
+        raise ConfigError(f"{option_source('sasl_admin_password')}: set {option_source('sasl_admin_user')} too")
+
+
+def sasl_admin_password(cfg: Config) -> str:
+    """The admin user's password: the option, or the file's text (one trailing newline dropped)."""
+    if cfg.sasl_admin_password_file:
+        try:
+            with open(cfg.sasl_admin_password_file, encoding="utf-8") as f:
+                text = f.read()
+        except OSError as exc:
+            raise ConfigError(f"{option_source('sasl_admin_password_file')}: {exc.strerror or exc}") from None
+        text = text[:-1] if text.endswith("\n") else text
+        text = text[:-1] if text.endswith("\r") else text
+        if not text:
+            raise ConfigError(f"{option_source('sasl_admin_password_file')}: the file is empty")
+        return text
+    return cfg.sasl_admin_password
 
 
 def replace(cfg: Config, **changes: Any) -> Config:

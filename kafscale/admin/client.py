@@ -17,7 +17,7 @@ from typing import Any, Callable, Iterable, TypeVar
 from kafscale.errors import ErrorCode, is_retriable
 from kafscale.protocol import messages as m
 
-from .connection import BrokerUnreachable, ClientError, Connection, error_name, parse_address
+from .connection import BrokerUnreachable, ClientError, Connection, SaslLogin, error_name, parse_address
 
 T = TypeVar("T")
 
@@ -86,12 +86,14 @@ class TopicInfo:
 class Client:
     """Connections to a cluster, opened on demand and reused; ``close()`` closes them."""
 
-    def __init__(self, bootstrap: str, *, connect_timeout: float = 5.0, timeout: float = 30.0) -> None:
+    def __init__(self, bootstrap: str, *, connect_timeout: float = 5.0, timeout: float = 30.0,
+                 sasl: SaslLogin | None = None) -> None:
         self.bootstrap = [parse_address(a) for a in bootstrap.split(",") if a.strip()]
         if not self.bootstrap:
             raise ClientError("no bootstrap server given")
         self.connect_timeout = connect_timeout
         self.timeout = timeout
+        self.sasl = sasl
         self.brokers: dict[int, BrokerInfo] = {}
         self.cluster_id: str | None = None
         self.controller_id = -1
@@ -134,7 +136,7 @@ class Client:
     def _open(self, key: Any, host: str, port: int) -> Connection:
         conn = self._conns.get(key)
         if conn is None:
-            conn = Connection(host, port, connect_timeout=self.connect_timeout, timeout=self.timeout)
+            conn = Connection(host, port, connect_timeout=self.connect_timeout, timeout=self.timeout, sasl=self.sasl)
             self._conns[key] = conn
         return conn
 
@@ -306,6 +308,30 @@ class Client:
         conn = self.any() if node is None else self.node(node)
         for r in conn.request(req).responses:
             check(r.error_code, _resource(resource_type, name), r.error_message)
+
+    # ------------------------------------------------------------------ SASL users
+
+    def describe_users(self, names: list[str] | None = None
+                       ) -> list[m.DescribeUserScramCredentialsResponse.DescribeUserScramCredentialsResult]:
+        """Every user's SCRAM mechanisms and iterations (``names``: only those)."""
+        R = m.DescribeUserScramCredentialsRequest
+        resp = self.any().request(R(users=None if names is None else [R.UserName(name=n) for n in names]))
+        check(resp.error_code, "DescribeUserScramCredentials", resp.error_message)
+        for r in resp.results:
+            check(r.error_code, f"user {r.user!r}", r.error_message)
+        return resp.results
+
+    def alter_users(self, deletions: list[tuple[str, int]],
+                    upsertions: list[tuple[str, int, int, bytes, bytes]]) -> None:
+        """Delete (user, mechanism) credentials and upsert (user, mechanism, iterations, salt,
+        salted password) ones; the password itself is never sent."""
+        R = m.AlterUserScramCredentialsRequest
+        req = R(deletions=[R.ScramCredentialDeletion(name=u, mechanism=mech) for u, mech in deletions],
+                upsertions=[R.ScramCredentialUpsertion(name=u, mechanism=mech, iterations=i, salt=salt,
+                                                       salted_password=salted)
+                            for u, mech, i, salt, salted in upsertions])
+        for r in self.any().request(req).results:
+            check(r.error_code, f"user {r.user!r}", r.error_message)
 
     # ------------------------------------------------------------------ groups
 

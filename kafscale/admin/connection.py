@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import socket
 import struct
+from dataclasses import dataclass, field
 from typing import Any
+
+import scramp
 
 from kafscale.errors import ErrorCode
 from kafscale.protocol import REQUESTS, DecodeError, decode_response, encode_request
-from kafscale.protocol.messages import ApiVersionsRequest
+from kafscale.protocol.messages import ApiVersionsRequest, SaslAuthenticateRequest, SaslHandshakeRequest
 
 CLIENT_ID = "kafscale-cli"
 
@@ -43,6 +46,10 @@ CLIENT_VERSIONS: dict[int, tuple[int, int]] = {
     42: (0, 2),    # DeleteGroups
     44: (0, 1),    # IncrementalAlterConfigs
     60: (0, 1),    # DescribeCluster
+    17: (1, 1),    # SaslHandshake
+    36: (0, 2),    # SaslAuthenticate
+    50: (0, 0),    # DescribeUserScramCredentials
+    51: (0, 0),    # AlterUserScramCredentials
 }
 
 API_NAMES = {k: cls.__name__.removesuffix("Request") for k, cls in REQUESTS.items()}
@@ -76,10 +83,20 @@ def parse_address(address: str) -> tuple[str, int]:
     return host.strip("[]"), int(port)
 
 
+@dataclass(frozen=True)
+class SaslLogin:
+    """SASL credentials for a SASL_PLAINTEXT listener: PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512."""
+
+    mechanism: str
+    username: str
+    password: str = field(repr=False)
+
+
 class Connection:
     """One TCP connection to one broker. ``request(req)`` sends and waits for the answer."""
 
-    def __init__(self, host: str, port: int, *, connect_timeout: float = 5.0, timeout: float = 30.0) -> None:
+    def __init__(self, host: str, port: int, *, connect_timeout: float = 5.0, timeout: float = 30.0,
+                 sasl: SaslLogin | None = None) -> None:
         self.address = f"{host}:{port}"
         try:
             self.sock = socket.create_connection((host, port), timeout=connect_timeout)
@@ -90,7 +107,13 @@ class Connection:
         self.correlation = 0
         self.versions: dict[int, tuple[int, int]] = {}
         self.last_version = -1
-        self._negotiate()
+        try:
+            self._negotiate()
+            if sasl is not None:
+                self._authenticate(sasl)
+        except BaseException:
+            self.sock.close()
+            raise
 
     def close(self) -> None:
         self.sock.close()
@@ -103,6 +126,34 @@ class Connection:
         if resp.error_code:
             raise ClientError(f"{self.address}: ApiVersions failed: {error_name(resp.error_code)}")
         self.versions = {k.api_key: (k.min_version, k.max_version) for k in resp.api_keys}
+
+    def _authenticate(self, login: SaslLogin) -> None:
+        """SaslHandshake, then the mechanism's SaslAuthenticate rounds; for SCRAM the
+        broker's final signature is checked too (it proves the broker holds the user's key)."""
+        what = f"{self.address}: SASL {login.mechanism} as {login.username!r}"
+        resp = self.request(SaslHandshakeRequest(mechanism=login.mechanism))
+        if resp.error_code:
+            offered = f" (the broker offers {', '.join(resp.mechanisms) or 'none'})" if resp.mechanisms else ""
+            raise ClientError(f"{what}: {error_name(resp.error_code)}{offered}")
+
+        def step(token: bytes) -> bytes:
+            answer = self.request(SaslAuthenticateRequest(auth_bytes=token))
+            if answer.error_code:
+                raise ClientError(f"{what}: {error_name(answer.error_code)}"
+                                  + (f": {answer.error_message}" if answer.error_message else ""))
+            return answer.auth_bytes
+
+        if login.mechanism == "PLAIN":
+            step(f"\0{login.username}\0{login.password}".encode())
+            return
+        try:
+            client = scramp.ScramClient([login.mechanism], login.username, login.password)
+            server_first = step(client.get_client_first().encode())
+            client.set_server_first(server_first.decode())
+            server_final = step(client.get_client_final().encode())
+            client.set_server_final(server_final.decode())
+        except (scramp.ScramException, UnicodeDecodeError) as exc:
+            raise ClientError(f"{what}: the SCRAM exchange failed: {exc}") from None
 
     def supports(self, api_key: int) -> bool:
         return self.version_for(api_key) is not None

@@ -18,6 +18,7 @@ from kafscale.broker.authorizer import Authorizer
 from kafscale.broker.dynconfig import DynamicConfigs
 from kafscale.broker.membership import Membership
 from kafscale.broker.registry import REGISTRY, Registry
+from kafscale import config as cfgmod
 from kafscale.config import Config
 from kafscale.errors import ErrorCode, KafkaError
 from kafscale.groups.coordinator import GroupConfig
@@ -27,6 +28,8 @@ from kafscale.protocol.headers import api_name
 from kafscale.protocol import messages
 from kafscale.runtime import Runtime
 from kafscale.security import Session
+from kafscale.security.sasl import FailureDelay, SaslAuthenticator
+from kafscale.security.users import UserStore
 from kafscale.storage.engine import LogManager
 
 log = logging.getLogger(__name__)
@@ -149,6 +152,11 @@ class Broker:
         self.dynamic = DynamicConfigs(rt, cluster, config, logs)
         self.authorizer = Authorizer(rt, cluster, config)
         self.registry = registry
+        # SASL (kafscale/security): users from etcd, the handshake/authenticate state machine.
+        self.users = UserStore(rt, cluster)
+        self.sasl = SaslAuthenticator(
+            self.users.credential, lambda: cfgmod.sasl_mechanisms(config), lambda: config.connections_max_reauth_ms,
+            FailureDelay(config.connection_failed_authentication_delay_ms / 1000.0), self.metrics.sasl_result)
         self.cluster_id = ""
         # Listener name -> (host, port) its clients use (set_advertised).
         self.advertised: dict[str, tuple[str, int]] = {"PLAINTEXT": (config.broker_host, config.broker_port)}
@@ -196,6 +204,13 @@ class Broker:
     async def start(self) -> None:
         self.cluster_id = await self.rt.run_in_thread(self.cluster.cluster_id)
         await self.dynamic.start()
+        await self.users.start()
+        if self.config.sasl_admin_user:
+            if await self.users.ensure_user(self.config.sasl_admin_user, cfgmod.sasl_admin_password(self.config)):
+                log.info("SASL admin user %r written to etcd", self.config.sasl_admin_user)
+            if f"User:{self.config.sasl_admin_user}" not in self.authorizer.super_users():
+                log.warning("the SASL admin user %r is not in --super-users: it may not manage users or ACLs",
+                            self.config.sasl_admin_user)
         await self.authorizer.start()
         await self.logs.start()
         await self.membership.start()
@@ -209,6 +224,7 @@ class Broker:
         await self.groups.stop()
         await self.logs.stop(None if timeout is None else max(0.5, timeout - (self.rt.monotonic() - t0)))
         await self.dynamic.stop()
+        await self.users.stop()
         await self.authorizer.stop()
 
     def supports(self, api_key: int, version: int) -> bool:

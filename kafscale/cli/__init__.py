@@ -15,7 +15,7 @@ from typing import NoReturn
 
 from kafscale.admin import ClientError
 
-from . import admin_commands, serve, stream
+from . import admin_commands, serve, stream, users
 from .common import UsageError, connection_options
 from .output import fail
 
@@ -47,6 +47,7 @@ def build_parser() -> Parser:
     serve.add_parser(sub)
     admin_commands.add_parsers(sub)
     stream.add_parsers(sub)
+    users.add_parsers(sub)
     return parser
 
 

@@ -6,6 +6,7 @@ import argparse
 import os
 
 from kafscale.admin import Client
+from kafscale.admin.connection import SaslLogin
 
 DEFAULT_BOOTSTRAP = "127.0.0.1:9092"
 
@@ -25,13 +26,55 @@ def connection_options() -> argparse.ArgumentParser:
                         help="output format (default: table)")
     common.add_argument("--connect-timeout", type=float, default=argparse.SUPPRESS, metavar="SECONDS",
                         help="give up connecting to a broker after this long (default 5)")
+    common.add_argument("--sasl-mechanism", type=str.upper, choices=SASL_MECHANISMS, default=argparse.SUPPRESS,
+                        help="authenticate with SASL on a SASL_PLAINTEXT listener [KAFSCALE_SASL_MECHANISM]")
+    common.add_argument("--sasl-username", default=argparse.SUPPRESS, metavar="NAME",
+                        help="the SASL user [KAFSCALE_SASL_USERNAME]")
+    common.add_argument("--sasl-password-file", default=argparse.SUPPRESS, metavar="FILE",
+                        help="a file holding the SASL password (else KAFSCALE_SASL_PASSWORD)")
     return common
+
+
+SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
+
+
+def sasl_login(args: argparse.Namespace) -> SaslLogin | None:
+    """The SASL credentials of the options (or KAFSCALE_SASL_* variables), None without a mechanism."""
+    mechanism = (getattr(args, "sasl_mechanism", None) or os.environ.get("KAFSCALE_SASL_MECHANISM", "")).upper()
+    if not mechanism:
+        return None
+    if mechanism not in SASL_MECHANISMS:
+        raise UsageError(f"KAFSCALE_SASL_MECHANISM: not one of {', '.join(SASL_MECHANISMS)}: {mechanism!r}")
+    username = getattr(args, "sasl_username", None) or os.environ.get("KAFSCALE_SASL_USERNAME", "")
+    if not username:
+        raise UsageError("--sasl-mechanism needs --sasl-username (or KAFSCALE_SASL_USERNAME)")
+    path = getattr(args, "sasl_password_file", None)
+    if path:
+        password = read_secret_file(path, "--sasl-password-file")
+    else:
+        password = os.environ.get("KAFSCALE_SASL_PASSWORD", "")
+    if not password:
+        raise UsageError("--sasl-mechanism needs --sasl-password-file (or KAFSCALE_SASL_PASSWORD)")
+    return SaslLogin(mechanism, username, password)
+
+
+def read_secret_file(path: str, option: str) -> str:
+    """A password file's text, one trailing newline dropped."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+    except OSError as exc:
+        raise UsageError(f"{option}: {path}: {exc.strerror or exc}") from None
+    text = text.removesuffix("\n").removesuffix("\r")
+    if not text:
+        raise UsageError(f"{option}: {path} is empty")
+    return text
 
 
 def client(args: argparse.Namespace) -> Client:
     bootstrap = (getattr(args, "bootstrap_server", None) or os.environ.get("KAFSCALE_BOOTSTRAP_SERVER")
                  or DEFAULT_BOOTSTRAP)
-    return Client(bootstrap, connect_timeout=getattr(args, "connect_timeout", 5.0))
+    return Client(bootstrap, connect_timeout=getattr(args, "connect_timeout", 5.0), sasl=sasl_login(args))
 
 
 def key_value(text: str) -> tuple[str, str]:

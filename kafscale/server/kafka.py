@@ -79,10 +79,11 @@ class _Close:
     """What a request that must close its connection answers (instead of raising: a
     task that ends in an exception is logged by curio with a traceback)."""
 
-    __slots__ = ("reason",)
+    __slots__ = ("reason", "parts")
 
-    def __init__(self, reason: str) -> None:
+    def __init__(self, reason: str, parts: list | None = None) -> None:
         self.reason = reason
+        self.parts = parts  # an answer to send before closing (e.g. a failed SASL authentication's)
 
 
 class RateLimitedLog:
@@ -480,6 +481,11 @@ class Connection:
             if isinstance(out, _Close):
                 closing_log.info("closing connection from %s: %s", self.peer, out.reason, extra=self.log_context)
                 closing = True
+                try:
+                    for part in out.parts or ():
+                        await self.sock.sendall(part)
+                except (ConnectionError, OSError):
+                    pass
                 self.stopping = True
                 self._shutdown()
                 continue
@@ -507,6 +513,8 @@ class Connection:
             raise CloseConnection(f"unsupported API {api_name(api_key)} version {version}")
         if not self.session.allows_before_auth(api_key):
             raise CloseConnection(f"unexpected {api_name(api_key)} request before SASL authentication")
+        if self.session.expired_for(api_key, time.monotonic()):
+            raise CloseConnection("SASL session expired without re-authentication (connections.max.reauth.ms)")
         try:
             header, request = headers.decode_request(frame)
         except (DecodeError, headers.UnknownApiKey, headers.UnsupportedVersion) as exc:
@@ -516,4 +524,7 @@ class Connection:
         response = await broker.handle(ctx, request)
         if response is None:
             return None
-        return headers.encode_response_parts((api_key, version, correlation_id), response)
+        parts = headers.encode_response_parts((api_key, version, correlation_id), response)
+        if self.session.closing:  # answered, then closed (a failed SASL authentication)
+            return _Close(self.session.closing, parts)  # type: ignore[return-value]
+        return parts

@@ -3,6 +3,7 @@
 from kafscale.broker.handlers import (  # noqa: F401 - imported for registration
     alter_configs,
     alter_partition_reassignments,
+    alter_user_scram_credentials,
     api_versions,
     create_acls,
     create_partitions,
@@ -17,6 +18,7 @@ from kafscale.broker.handlers import (  # noqa: F401 - imported for registration
     describe_groups,
     describe_log_dirs,
     describe_producers,
+    describe_user_scram_credentials,
     elect_leaders,
     fetch,
     find_coordinator,
@@ -34,5 +36,7 @@ from kafscale.broker.handlers import (  # noqa: F401 - imported for registration
     offset_delete,
     offset_fetch,
     produce,
+    sasl_authenticate,
+    sasl_handshake,
     sync_group,
 )
