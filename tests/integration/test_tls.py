@@ -20,7 +20,8 @@ import pytest
 from cryptography import x509
 
 from support.certs import Pki
-from support.procs import free_port, wait_for
+from support.procs import wait_for
+from support.roundtrip import aiokafka_roundtrip, confluent_roundtrip, kafka_python_roundtrip, values
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -53,8 +54,7 @@ def _tls_options(pki, listeners: str, **extra) -> dict:
 @pytest.fixture
 def mtls_broker(broker_factory, pki):
     """SSL (client certificates required) and PLAINTEXT listeners."""
-    listeners = f"SSL://127.0.0.1:{free_port()},PLAINTEXT://127.0.0.1:{free_port()}"
-    return broker_factory(options=_tls_options(pki, listeners))
+    return broker_factory(options=_tls_options(pki, "SSL://127.0.0.1:0,PLAINTEXT://127.0.0.1:0"))
 
 
 def _confluent_ssl(pki, client: str | None = "alice") -> dict:
@@ -82,72 +82,28 @@ def _high_watermarks(bootstrap: str, topic: str) -> list[int] | None:
 # -- real clients over SSL with client certificates -----------------------------------------
 
 def test_confluent_kafka_over_mtls(mtls_broker, pki):
-    from confluent_kafka import Consumer, Producer
-    from confluent_kafka.admin import AdminClient, NewTopic
+    from confluent_kafka.admin import AdminClient
 
     bootstrap = mtls_broker.listener_bootstrap("SSL")
-    topic = _topic("tls-ck")
+    got = confluent_roundtrip(bootstrap, _topic("tls-ck"), _confluent_ssl(pki), n=N)
+    assert sorted(got) == sorted(values(N))
     admin = AdminClient({"bootstrap.servers": bootstrap, **_confluent_ssl(pki)})
-    admin.create_topics([NewTopic(topic, num_partitions=2, replication_factor=1)])[topic].result(timeout=30)
     cluster = admin.describe_cluster().result(timeout=30)
     assert [(n.host, n.port) for n in cluster.nodes] == [("127.0.0.1", mtls_broker.listener_port("SSL"))]
 
-    p = Producer({"bootstrap.servers": bootstrap, "acks": "all", **_confluent_ssl(pki)})
-    errors = []
-    for i in range(N):
-        p.produce(topic, value=b"v%d" % i, key=b"k%d" % i, on_delivery=lambda err, _m: err and errors.append(err))
-    assert p.flush(60) == 0 and not errors
-
-    c = Consumer({"bootstrap.servers": bootstrap, "group.id": "g-" + topic, "auto.offset.reset": "earliest",
-                  **_confluent_ssl(pki)})
-    c.subscribe([topic])
-    got = []
-    deadline = time.monotonic() + 60
-    while len(got) < N and time.monotonic() < deadline:
-        m = c.poll(1.0)
-        if m is not None and m.error() is None:
-            got.append(m.value())
-    c.commit(asynchronous=False)
-    c.close()
-    assert sorted(got) == sorted(b"v%d" % i for i in range(N))
-
 
 def test_kafka_python_over_mtls(mtls_broker, pki):
-    from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
-    from kafka.admin import NewTopic
-
-    ssl_args = dict(security_protocol="SSL", ssl_cafile=str(pki["ca"].ca_file),
-                    ssl_certfile=str(pki["alice"].cert), ssl_keyfile=str(pki["alice"].key))
-    bootstrap = mtls_broker.listener_bootstrap("SSL")
-    topic = _topic("tls-kp")
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap, **ssl_args)
-    admin.create_topics([NewTopic(topic, num_partitions=2, replication_factor=1)])
-    assert topic in admin.list_topics()
-    admin.close()
-    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", **ssl_args)
-    for i in range(N):
-        producer.send(topic, value=b"v%d" % i)
-    producer.flush(60)
-    producer.close()
-    consumer = KafkaConsumer(topic, bootstrap_servers=bootstrap, group_id="g-" + topic,
-                             auto_offset_reset="earliest", consumer_timeout_ms=20_000, **ssl_args)
-    got = []
-    for m in consumer:
-        got.append(m.value)
-        if len(got) == N:
-            break
-    consumer.commit()
-    consumer.close()
-    assert sorted(got) == sorted(b"v%d" % i for i in range(N))
+    got = kafka_python_roundtrip(mtls_broker.listener_bootstrap("SSL"), _topic("tls-kp"), n=N,
+                                 security_protocol="SSL", ssl_cafile=str(pki["ca"].ca_file),
+                                 ssl_certfile=str(pki["alice"].cert), ssl_keyfile=str(pki["alice"].key))
+    assert sorted(got) == sorted(values(N))
 
 
 def test_aiokafka_over_mtls(mtls_broker, pki):
-    from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
     from aiokafka.admin import AIOKafkaAdminClient
     from aiokafka.helpers import create_ssl_context
 
     bootstrap = mtls_broker.listener_bootstrap("SSL")
-    topic = _topic("tls-aio")
 
     def ctx():
         return create_ssl_context(cafile=str(pki["ca"].ca_file), certfile=str(pki["alice"].cert),
@@ -161,31 +117,9 @@ def test_aiokafka_over_mtls(mtls_broker, pki):
             assert [b["port"] for b in cluster["brokers"]] == [mtls_broker.listener_port("SSL")]
         finally:
             await admin.close()
-        producer = AIOKafkaProducer(bootstrap_servers=bootstrap, security_protocol="SSL", ssl_context=ctx(),
-                                    acks="all")
-        await producer.start()
-        try:
-            for i in range(N):
-                await producer.send(topic, value=b"v%d" % i)
-            await producer.flush()
-        finally:
-            await producer.stop()
-        consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, security_protocol="SSL", ssl_context=ctx(),
-                                    group_id="g-" + topic, auto_offset_reset="earliest")
-        await consumer.start()
-        got = []
-        try:
-            while len(got) < N:
-                batch = await asyncio.wait_for(consumer.getmany(timeout_ms=1000), 60)
-                for records in batch.values():
-                    got += [r.value for r in records]
-            await consumer.commit()
-        finally:
-            await consumer.stop()
-        return got
+        return await aiokafka_roundtrip(bootstrap, _topic("tls-aio"), n=N, security_protocol="SSL", ssl_context=ctx)
 
-    got = asyncio.run(run())
-    assert sorted(got) == sorted(b"v%d" % i for i in range(N))
+    assert sorted(asyncio.run(run())) == sorted(values(N))
 
 
 # -- refused --------------------------------------------------------------------------------
@@ -276,12 +210,9 @@ def test_each_listener_advertises_its_own_address(broker_factory, pki):
     address on that listener."""
     from confluent_kafka.admin import AdminClient
 
-    brokers = []
-    for _ in range(2):
-        ssl_port, plain_port = free_port(), free_port()
-        brokers.append(broker_factory(options=_tls_options(
-            pki, f"SSL://127.0.0.1:{ssl_port},PLAINTEXT://127.0.0.1:{plain_port}",
-            advertised_listeners=f"SSL://localhost:{ssl_port}")))
+    brokers = [broker_factory(options=_tls_options(pki, "SSL://127.0.0.1:0,PLAINTEXT://127.0.0.1:0",
+                                                   advertised_listeners="SSL://localhost:0"))  # (port: the bound one)
+               for _ in range(2)]
     plain = {(b.broker_id, "127.0.0.1", b.listener_port("PLAINTEXT")) for b in brokers}
     tls = {(b.broker_id, "localhost", b.listener_port("SSL")) for b in brokers}
 
@@ -318,7 +249,7 @@ def test_certificates_are_reloaded_when_their_files_change(broker_factory, pki, 
     cert, key = live / "tls.crt", live / "tls.key"
     shutil.copy(pki["server"].cert, cert)
     shutil.copy(pki["server"].key, key)
-    b = broker_factory(options={"listeners": f"SSL://127.0.0.1:{free_port()}", "tls_cert_file": cert,
+    b = broker_factory(options={"listeners": "SSL://127.0.0.1:0", "tls_cert_file": cert,
                                 "tls_key_file": key, "tls_ca_file": pki["ca"].ca_file})
     port = b.listener_port("SSL")
     assert _server_serial(port, pki) == pki["server"].serial

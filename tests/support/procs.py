@@ -82,13 +82,14 @@ class BrokerProcess:
         self.stack = stack
         self.broker_id = broker_id
         self.port = port if port is not None else free_port()
-        # With options={"listeners": "SSL://127.0.0.1:P1,PLAINTEXT://127.0.0.1:P2"} (fixed
-        # ports), listener_port(name) is each one's port; ``port`` is the PLAINTEXT one (or the first).
+        # With options={"listeners": "SSL://127.0.0.1:0,PLAINTEXT://127.0.0.1:0"},
+        # listener_port(name) is each one's port (port 0: the one the broker bound, read from
+        # its "listening on" log line at every start); ``port`` is the PLAINTEXT one (or the first).
         self.listener_ports = {"PLAINTEXT": self.port}
+        self._listeners = None
         if (options or {}).get("listeners"):
-            parsed = listeners.parse(str(options["listeners"]))
-            self.listener_ports = {lst.name: lst.port for lst in parsed}
-            self.port = self.listener_ports.get("PLAINTEXT", parsed[0].port)
+            self._listeners = listeners.parse(str(options["listeners"]))
+            self._set_listener_ports({lst.name: lst.port for lst in self._listeners})
         self.metrics_port = metrics_port if metrics_port is not None else free_port()
         self.etcd_prefix = etcd_prefix if etcd_prefix is not None else f"/kt-{suffix}"
         self.s3_namespace = s3_namespace if s3_namespace is not None else f"ns-{suffix}"
@@ -111,6 +112,16 @@ class BrokerProcess:
     @property
     def bootstrap(self) -> str:
         return f"127.0.0.1:{self.port}"
+
+    def _set_listener_ports(self, ports: dict[str, int]) -> None:
+        self.listener_ports = ports
+        self.port = ports.get("PLAINTEXT", next(iter(ports.values())))
+
+    def _read_listener_ports(self) -> None:
+        lines = [ln for ln in self.log_text().splitlines() if " listening on " in ln]
+        if lines:
+            urls = lines[-1].split(" listening on ", 1)[1].split(", ")
+            self._set_listener_ports({u.split("://")[0]: int(u.rsplit(":", 1)[1]) for u in urls})
 
     def listener_port(self, name: str) -> int:
         """The port of listener ``name`` (its security protocol: PLAINTEXT, SSL, ...)."""
@@ -223,6 +234,8 @@ class BrokerProcess:
                 )
             last = self._get(self.readyz_url)
             if last == 200:
+                if self._listeners is not None:
+                    self._read_listener_ports()
                 return
             if time.monotonic() > deadline:
                 raise BrokerStartError(

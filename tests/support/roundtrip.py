@@ -1,0 +1,110 @@
+"""One round trip per client library, with whatever security settings a test gives:
+create a topic through the library's admin client, produce ``n`` values, consume them
+back in a consumer group and commit. Each returns the values consumed.
+
+    kafka_python_roundtrip(bootstrap, topic, security_protocol="SSL", ssl_cafile=...)
+    confluent_roundtrip(bootstrap, topic, {"security.protocol": "SASL_SSL", ...})
+    asyncio.run(aiokafka_roundtrip(bootstrap, topic, security_protocol="SSL", ssl_context=...))
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+__all__ = ["values", "kafka_python_roundtrip", "confluent_roundtrip", "aiokafka_roundtrip"]
+
+
+def values(n: int) -> list[bytes]:
+    return [b"v%d" % i for i in range(n)]
+
+
+def kafka_python_roundtrip(bootstrap: str, topic: str, n: int = 200, partitions: int = 2,
+                           **client: Any) -> list[bytes]:
+    from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
+    from kafka.admin import NewTopic
+
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap, **client)
+    try:
+        admin.create_topics([NewTopic(topic, num_partitions=partitions, replication_factor=1)])
+        assert topic in admin.list_topics()
+    finally:
+        admin.close()
+    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", **client)
+    for v in values(n):
+        producer.send(topic, value=v)
+    producer.flush(60)
+    producer.close()
+    consumer = KafkaConsumer(topic, bootstrap_servers=bootstrap, group_id="g-" + topic,
+                             auto_offset_reset="earliest", consumer_timeout_ms=20_000, **client)
+    got = []
+    for m in consumer:
+        got.append(m.value)
+        if len(got) == n:
+            break
+    consumer.commit()
+    consumer.close()
+    return got
+
+
+def confluent_roundtrip(bootstrap: str, topic: str, conf: dict[str, Any], n: int = 200,
+                        partitions: int = 2) -> list[bytes]:
+    from confluent_kafka import Consumer, Producer
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    conf = {"bootstrap.servers": bootstrap, **conf}
+    admin = AdminClient(conf)  # (kept referenced until its future is done)
+    admin.create_topics([NewTopic(topic, num_partitions=partitions, replication_factor=1)])[topic].result(timeout=30)
+    p = Producer({**conf, "acks": "all"})
+    errors: list = []
+    for i, v in enumerate(values(n)):
+        p.produce(topic, value=v, key=b"k%d" % i, on_delivery=lambda err, _m: err and errors.append(err))
+    assert p.flush(60) == 0 and not errors, errors[:3]
+    c = Consumer({**conf, "group.id": "g-" + topic, "auto.offset.reset": "earliest"})
+    c.subscribe([topic])
+    got = []
+    deadline = time.monotonic() + 60
+    try:
+        while len(got) < n and time.monotonic() < deadline:
+            m = c.poll(1.0)
+            if m is not None and m.error() is None:
+                got.append(m.value())
+        c.commit(asynchronous=False)
+    finally:
+        c.close()
+    return got
+
+
+async def aiokafka_roundtrip(bootstrap: str, topic: str, n: int = 200, **client: Any) -> list[bytes]:
+    """(``client`` may hold an ``ssl_context`` factory under ``ssl_context``: a callable is
+    called for each client, as an SSLContext should not be shared between event loops' clients.)"""
+    from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+    def settings() -> dict[str, Any]:
+        out = dict(client)
+        if callable(out.get("ssl_context")):
+            out["ssl_context"] = out["ssl_context"]()
+        return out
+
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", **settings())
+    await producer.start()
+    try:
+        for v in values(n):
+            await producer.send(topic, value=v)
+        await producer.flush()
+    finally:
+        await producer.stop()
+    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, group_id="g-" + topic,
+                                auto_offset_reset="earliest", **settings())
+    await consumer.start()
+    got: list[bytes] = []
+    try:
+        while len(got) < n:
+            batch = await asyncio.wait_for(consumer.getmany(timeout_ms=1000), 60)
+            for records in batch.values():
+                got += [r.value for r in records]
+        await consumer.commit()
+    finally:
+        await consumer.stop()
+    return got
