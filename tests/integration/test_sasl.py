@@ -1,4 +1,4 @@
-"""SASL against real brokers over SASL_PLAINTEXT: confluent-kafka, kafka-python and aiokafka
+"""SASL against real brokers over SASL_PLAINTEXT and SASL_SSL: confluent-kafka, kafka-python and aiokafka
 with SCRAM-SHA-512, SCRAM-SHA-256 and PLAIN (produce, consume in a group, an admin call),
 users created through AlterUserScramCredentials and then logging in, wrong passwords and
 unknown users refused with nothing written and the broker up, who may manage users,
@@ -21,6 +21,7 @@ import uuid
 import pytest
 
 from kafscale.protocol import headers, messages
+from support.certs import Pki
 from support.procs import free_port
 from support.rawclient import RawClient
 
@@ -36,20 +37,39 @@ def _topic(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:8]}"
 
 
-def _options(**extra) -> dict:
-    return {"listeners": f"SASL_PLAINTEXT://127.0.0.1:{free_port()},PLAINTEXT://127.0.0.1:{free_port()}",
-            "sasl_admin_user": ADMIN, "sasl_admin_password": ADMIN_PASSWORD, "super_users": f"User:{ADMIN}",
-            "connection_failed_authentication_delay_ms": "20", **extra}
+PROTOCOLS = ["SASL_PLAINTEXT", "SASL_SSL"]
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory):
+    ca = Pki(tmp_path_factory.mktemp("pki") / "ca")
+    return {"ca": ca, "server": ca.issue("server", "kafscale-test-broker", server=True)}
+
+
+def _options(pki=None, **extra) -> dict:
+    listeners = f"SASL_PLAINTEXT://127.0.0.1:{free_port()},PLAINTEXT://127.0.0.1:{free_port()}"
+    tls = {}
+    if pki is not None:  # (a server certificate; no client certificates asked for)
+        listeners += f",SASL_SSL://127.0.0.1:{free_port()}"
+        tls = {"tls_cert_file": pki["server"].cert, "tls_key_file": pki["server"].key}
+    return {"listeners": listeners, "sasl_admin_user": ADMIN, "sasl_admin_password": ADMIN_PASSWORD,
+            "super_users": f"User:{ADMIN}", "connection_failed_authentication_delay_ms": "20", **tls, **extra}
 
 
 @pytest.fixture
-def sasl_broker(broker_factory):
-    return broker_factory(options=_options())
+def sasl_broker(broker_factory, pki):
+    """SASL_PLAINTEXT, SASL_SSL and PLAINTEXT listeners; the admin user from the options."""
+    broker = broker_factory(options=_options(pki))
+    broker.pki = pki
+    return broker
 
 
-def _conf(broker, mechanism: str, user: str, password: str) -> dict:
-    return {"bootstrap.servers": broker.listener_bootstrap("SASL_PLAINTEXT"), "security.protocol": "SASL_PLAINTEXT",
+def _conf(broker, mechanism: str, user: str, password: str, protocol: str = "SASL_PLAINTEXT") -> dict:
+    conf = {"bootstrap.servers": broker.listener_bootstrap(protocol), "security.protocol": protocol,
             "sasl.mechanism": mechanism, "sasl.username": user, "sasl.password": password}
+    if protocol == "SASL_SSL":
+        conf["ssl.ca.location"] = str(broker.pki["ca"].ca_file)
+    return conf
 
 
 def _create_user(broker, name: str, password: str, mechanisms=("SCRAM-SHA-256", "SCRAM-SHA-512")) -> None:
@@ -90,13 +110,14 @@ def _metric(broker, name: str, mechanism: str) -> float:
 # -- the three clients, each mechanism ------------------------------------------------------------
 
 
+@pytest.mark.parametrize("protocol", PROTOCOLS)
 @pytest.mark.parametrize("mechanism", MECHANISMS)
-def test_confluent_kafka(sasl_broker, mechanism):
+def test_confluent_kafka(sasl_broker, mechanism, protocol):
     from confluent_kafka import Consumer, Producer
     from confluent_kafka.admin import AdminClient, NewTopic
 
     _create_user(sasl_broker, "alice", "alice-pw")
-    conf = _conf(sasl_broker, mechanism, "alice", "alice-pw")
+    conf = _conf(sasl_broker, mechanism, "alice", "alice-pw", protocol)
     topic = _topic("cf")
     admin = AdminClient(conf)
     admin.create_topics([NewTopic(topic, 2, 1)])[topic].result(30)
@@ -116,13 +137,16 @@ def test_confluent_kafka(sasl_broker, mechanism):
     assert sorted(got) == sorted(f"v{i}".encode() for i in range(N))
 
 
+@pytest.mark.parametrize("protocol", PROTOCOLS)
 @pytest.mark.parametrize("mechanism", MECHANISMS)
-def test_kafka_python(sasl_broker, mechanism):
+def test_kafka_python(sasl_broker, mechanism, protocol):
     from kafka import KafkaConsumer, KafkaProducer
     from kafka.admin import KafkaAdminClient, NewTopic, ScramMechanism, UserScramCredentialUpsertion
 
-    bootstrap = sasl_broker.listener_bootstrap("SASL_PLAINTEXT")
-    auth = {"security_protocol": "SASL_PLAINTEXT", "sasl_mechanism": mechanism}
+    bootstrap = sasl_broker.listener_bootstrap(protocol)
+    auth = {"security_protocol": protocol, "sasl_mechanism": mechanism}
+    if protocol == "SASL_SSL":
+        auth["ssl_cafile"] = str(sasl_broker.pki["ca"].ca_file)
     admin = KafkaAdminClient(bootstrap_servers=bootstrap, sasl_plain_username=ADMIN,
                              sasl_plain_password=ADMIN_PASSWORD, **auth)
     # kafka-python's AlterUserScramCredentials: the admin creates bob (both mechanisms).
@@ -153,18 +177,22 @@ def test_kafka_python(sasl_broker, mechanism):
     assert sorted(got) == sorted(f"v{i}".encode() for i in range(N))
 
 
+@pytest.mark.parametrize("protocol", PROTOCOLS)
 @pytest.mark.parametrize("mechanism", MECHANISMS)
-def test_aiokafka(sasl_broker, mechanism):
+def test_aiokafka(sasl_broker, mechanism, protocol):
     from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
     from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+    from aiokafka.helpers import create_ssl_context
 
     _create_user(sasl_broker, "carol", "carol-pw")
-    bootstrap = sasl_broker.listener_bootstrap("SASL_PLAINTEXT")
-    auth = {"security_protocol": "SASL_PLAINTEXT", "sasl_mechanism": mechanism,
+    bootstrap = sasl_broker.listener_bootstrap(protocol)
+    auth = {"security_protocol": protocol, "sasl_mechanism": mechanism,
             "sasl_plain_username": "carol", "sasl_plain_password": "carol-pw"}
     topic = _topic("aio")
 
     async def main():
+        if protocol == "SASL_SSL":  # (made inside the loop: one context per client)
+            auth["ssl_context"] = create_ssl_context(cafile=str(sasl_broker.pki["ca"].ca_file))
         admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, **auth)
         await admin.start()
         await admin.create_topics([NewTopic(topic, 2, 1)])
@@ -295,6 +323,7 @@ def test_confluent_kafka_reauthenticates_when_sessions_are_short(broker_factory)
     from confluent_kafka import Producer
 
     broker = broker_factory(options=_options(connections_max_reauth_ms="1500"))
+    broker.pki = None
     conf = _conf(broker, "SCRAM-SHA-256", ADMIN, ADMIN_PASSWORD)
     before = _metric(broker, "kafscale_sasl_authentication_successes_total", "SCRAM-SHA-256")
     topic = _topic("reauth")
