@@ -409,14 +409,20 @@ class Cluster:
                              ) -> dict[str, str]:
         """Replace the run-time configs of broker ``broker`` ("" for every broker) with
         ``change(current)``, compare-and-swap; an empty result removes the key."""
-        key = self.keys.broker_configs(broker)
+        return self._swap_json(self.keys.broker_configs(broker), change,
+                               f"broker configs {broker or '<default>'}: kept changing; retry")
+
+    def _swap_json(self, key: str, change: Callable[[dict[str, Any]], dict[str, Any]],
+                   conflict: str) -> dict[str, Any]:
+        """Replace the JSON object at ``key`` with ``change(current)`` ({} when absent),
+        compare-and-swap on its exact bytes; an empty result deletes the key."""
         for _ in range(_RETRIES):
             raw = self.store.get(key)
             new = change(orjson.loads(raw) if raw is not None else {})
             op = Put(key, orjson.dumps(new, option=orjson.OPT_SORT_KEYS)) if new else Delete(key)
             if self.store.txn([ValueIs(key, raw)], [op]):
                 return new
-        raise CommitConflict(f"broker configs {broker or '<default>'}: kept changing; retry")
+        raise CommitConflict(conflict)
 
     # -- SASL users ---------------------------------------------------------------------
 
@@ -428,14 +434,7 @@ class Cluster:
     def alter_user(self, name: str, change: Callable[[dict[str, Any]], dict[str, Any]]) -> dict[str, Any]:
         """Replace user ``name``'s credentials with ``change(current)`` ({} when it has none),
         compare-and-swap; an empty result removes the user. ``change`` may raise to refuse."""
-        key = self.keys.user(name)
-        for _ in range(_RETRIES):
-            raw = self.store.get(key)
-            new = change(orjson.loads(raw) if raw is not None else {})
-            op = Put(key, orjson.dumps(new, option=orjson.OPT_SORT_KEYS)) if new else Delete(key)
-            if self.store.txn([ValueIs(key, raw)], [op]):
-                return new
-        raise CommitConflict(f"user {name!r}: its credentials kept changing; retry")
+        return self._swap_json(self.keys.user(name), change, f"user {name!r}: its credentials kept changing; retry")
 
     # -- partitions ---------------------------------------------------------------------
 
