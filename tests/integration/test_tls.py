@@ -64,12 +64,12 @@ def _confluent_ssl(pki, client: str | None = "alice") -> dict:
     return conf
 
 
-def _high_watermarks(bootstrap: str, topic: str) -> list[int] | None:
-    """Per-partition high watermarks over PLAINTEXT (None: no such topic)."""
+def _high_watermarks(bootstrap: str, topic: str, conf: dict | None = None) -> list[int] | None:
+    """Per-partition high watermarks (None: no such topic); PLAINTEXT unless ``conf`` says."""
     from confluent_kafka import Consumer, TopicPartition
 
     c = Consumer({"bootstrap.servers": bootstrap, "group.id": "hw-" + uuid.uuid4().hex[:6],
-                  "allow.auto.create.topics": False})
+                  "allow.auto.create.topics": False, **(conf or {})})
     try:
         md = c.list_topics(topic, timeout=10).topics.get(topic)
         if md is None or md.error is not None:
@@ -267,3 +267,35 @@ def test_certificates_are_reloaded_when_their_files_change(broker_factory, pki, 
     wait_for(lambda: _server_serial(port, pki) == rotated.serial, timeout=15, interval=0.5,
              message="the rotated certificate in use")
     assert "TLS certificate files reloaded" in b.log_text()
+
+
+# -- the principal of a client certificate is who the authorizer sees -----------------------
+
+def test_mtls_principal_is_the_certificate_subject(broker_factory, pki):
+    """With ACLs on and alice's subject as the only super user: alice (certificate
+    CN=alice,O=acme, principal User:O=acme,CN=alice) creates and writes; bob's valid
+    certificate from the same CA, and a client with none (requested: ANONYMOUS), are refused."""
+    from confluent_kafka import KafkaError, Producer
+
+    bob = pki["ca"].issue("bob", "bob", org="acme")
+    b = broker_factory(options=_tls_options(pki, "SSL://127.0.0.1:0,PLAINTEXT://127.0.0.1:0",
+                                            tls_client_auth="requested", authorizer="acls",
+                                            super_users="User:O=acme,CN=alice"))
+    bootstrap = b.listener_bootstrap("SSL")
+    topic = _topic("principal")
+    assert sorted(confluent_roundtrip(bootstrap, topic, _confluent_ssl(pki), n=20)) == sorted(values(20))
+
+    def produce(conf) -> object:
+        errors = []
+        p = Producer({"bootstrap.servers": bootstrap, "message.timeout.ms": 5000, **conf})
+        p.produce(topic, b"not allowed", on_delivery=lambda err, _m: errors.append(err))
+        p.flush(10)
+        return errors[0] if errors else None
+
+    as_bob = {**_confluent_ssl(pki, client=None), "ssl.certificate.location": str(bob.cert),
+              "ssl.key.location": str(bob.key)}
+    for conf in (as_bob, _confluent_ssl(pki, client=None)):  # User:O=acme,CN=bob; User:ANONYMOUS
+        err = produce(conf)
+        assert err is not None and err.code() == KafkaError.TOPIC_AUTHORIZATION_FAILED, err
+    assert sum(_high_watermarks(bootstrap, topic, _confluent_ssl(pki))) == 20  # nothing of theirs written
+    assert b.is_healthy()
