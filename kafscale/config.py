@@ -428,6 +428,8 @@ def _validate_sasl(cfg: Config) -> None:
                           f"or {option_source('sasl_admin_password_file')}")
     if (cfg.sasl_admin_password or cfg.sasl_admin_password_file) and not cfg.sasl_admin_user:
         raise ConfigError(f"{option_source('sasl_admin_password')}: set {option_source('sasl_admin_user')} too")
+    if cfg.sasl_admin_password_file:
+        sasl_admin_password(cfg)  # readable and not empty, or a ConfigError now rather than at start-up
 
 
 def sasl_admin_password(cfg: Config) -> str:

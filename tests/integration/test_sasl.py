@@ -316,6 +316,38 @@ def test_only_super_users_manage_users_once_sasl_is_on(sasl_broker):
         admin.alter_user_scram_credentials([up])["frank"].result(30)
 
 
+def _plain_login(bootstrap: str, user: str, password: str) -> int:
+    """A PLAIN login on a raw connection: SaslAuthenticate's error code."""
+    with RawClient(bootstrap, timeout=10) as c:
+        assert _raw_handshake(c, "PLAIN").error_code == 0
+        return _raw_authenticate(c, f"\0{user}\0{password}".encode()).error_code
+
+
+def test_users_changed_through_one_broker_apply_on_another_at_once(broker_factory):
+    b0 = broker_factory(options=_options(connection_failed_authentication_delay_ms="0"))
+    b1 = broker_factory(options=_options(connection_failed_authentication_delay_ms="0"))
+    b0.pki = None
+    on_b1 = b1.listener_bootstrap("SASL_PLAINTEXT")
+    assert _plain_login(on_b1, "henry", "henry-pw") == SASL_AUTHENTICATION_FAILED
+
+    def within_a_second(expected: int) -> float:
+        t0 = time.monotonic()
+        while _plain_login(on_b1, "henry", "henry-pw") != expected:
+            assert time.monotonic() - t0 < 1.0, f"broker 1 did not see the change within a second"
+            time.sleep(0.02)
+        return time.monotonic() - t0
+
+    _create_user(b0, "henry", "henry-pw")
+    within_a_second(0)
+    from confluent_kafka.admin import AdminClient, ScramMechanism, UserScramCredentialDeletion
+
+    admin = AdminClient(_conf(b0, "SCRAM-SHA-512", ADMIN, ADMIN_PASSWORD))
+    admin.alter_user_scram_credentials([UserScramCredentialDeletion("henry", ScramMechanism.SCRAM_SHA_256),
+                                        UserScramCredentialDeletion("henry", ScramMechanism.SCRAM_SHA_512)
+                                        ])["henry"].result(30)
+    within_a_second(SASL_AUTHENTICATION_FAILED)
+
+
 # -- re-authentication (KIP-368) -----------------------------------------------------------------
 
 

@@ -424,3 +424,44 @@ def test_who_may_manage_users():
     assert not may_manage_users(anon, True, ["User:admin"])
     assert may_manage_users(admin, True, ["User:admin"])
     assert may_manage_users(anon, True, ["User:ANONYMOUS"])
+
+
+# -- options ------------------------------------------------------------------------------------
+
+
+def test_sasl_options_are_checked(tmp_path):
+    from kafscale import config as cfgmod
+
+    def build(**env):
+        return cfgmod.from_sources({}, {f"KAFSCALE_{k.upper()}": v for k, v in env.items()})
+
+    assert cfgmod.sasl_mechanisms(build(sasl_enabled_mechanisms="scram-sha-256, PLAIN")) == ["SCRAM-SHA-256", "PLAIN"]
+    for bad, words in ((dict(sasl_enabled_mechanisms="GSSAPI"), "unknown GSSAPI"),
+                       (dict(sasl_enabled_mechanisms=","), "empty"),
+                       (dict(connections_max_reauth_ms="-1"), "must not be negative"),
+                       (dict(sasl_admin_user="admin"), "needs --sasl-admin-password"),
+                       (dict(sasl_admin_password="pw"), "set --sasl-admin-user"),
+                       (dict(sasl_admin_user="a", sasl_admin_password="pw", sasl_admin_password_file="f"),
+                        "give one of them"),
+                       (dict(sasl_admin_user="a", sasl_admin_password_file=str(tmp_path / "missing")),
+                        "--sasl-admin-password-file")):
+        with pytest.raises(cfgmod.ConfigError, match=words):
+            build(**bad)
+    empty = tmp_path / "empty"
+    empty.write_text("\n")
+    with pytest.raises(cfgmod.ConfigError, match="empty"):
+        build(sasl_admin_user="a", sasl_admin_password_file=str(empty))
+    secret = tmp_path / "secret"
+    secret.write_text("s3cret \n")
+    cfg = build(sasl_admin_user="a", sasl_admin_password_file=str(secret))
+    assert cfgmod.sasl_admin_password(cfg) == "s3cret "  # one newline dropped, nothing else
+    assert cfgmod.sasl_admin_password(build(sasl_admin_user="a", sasl_admin_password="pw")) == "pw"
+
+
+def test_secrets_are_not_described():
+    from kafscale.config import OPTIONS
+
+    by_name = {o.name: o for o in OPTIONS}
+    assert by_name["sasl_admin_password"].sensitive
+    assert by_name["connections_max_reauth_ms"].config_name == "connections.max.reauth.ms"
+    assert by_name["sasl_enabled_mechanisms"].config_name == "sasl.enabled.mechanisms"
