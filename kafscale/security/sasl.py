@@ -323,6 +323,9 @@ class SaslAuthenticator:
             session.closing = "SaslAuthenticate before SaslHandshake"
             return Answer(ErrorCode.ILLEGAL_SASL_STATE, "SaslAuthenticate before SaslHandshake")
         exchange = state.exchange
+        if exchange is None or session.closing:  # (a request pipelined behind a failure)
+            session.closing = session.closing or "SaslAuthenticate after a failed exchange"
+            return Answer(ErrorCode.ILLEGAL_SASL_STATE, "The SASL exchange has failed")
         try:
             if len(auth_bytes) > MAX_AUTH_BYTES:
                 raise Failed(f"SASL token of {len(auth_bytes)} bytes")

@@ -9,6 +9,7 @@ KIP-368 re-authentication with confluent-kafka, ``kafscale users``, and raw SASL
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import random
 import struct
@@ -154,6 +155,11 @@ def test_kafka_python(sasl_broker, mechanism, protocol):
         UserScramCredentialUpsertion("bob", ScramMechanism.SCRAM_SHA_256, "bob-pw"),
         UserScramCredentialUpsertion("bob", ScramMechanism.SCRAM_SHA_512, "bob-pw", iterations=8192)])
     assert result == {"bob": None}
+    described = admin.describe_user_scram_credentials(["bob", "nobody"])
+    assert described["bob"] == {"error": None, "credential_infos": [
+        {"mechanism": ScramMechanism.SCRAM_SHA_256, "iterations": 4096},
+        {"mechanism": ScramMechanism.SCRAM_SHA_512, "iterations": 8192}]}
+    assert described["nobody"]["error"] == "Attempt to describe a user credential that does not exist"
     admin.close()
     auth.update(sasl_plain_username="bob", sasl_plain_password="bob-pw")
     topic = _topic("kp")
@@ -333,7 +339,7 @@ def test_users_changed_through_one_broker_apply_on_another_at_once(broker_factor
     def within_a_second(expected: int) -> float:
         t0 = time.monotonic()
         while _plain_login(on_b1, "henry", "henry-pw") != expected:
-            assert time.monotonic() - t0 < 1.0, f"broker 1 did not see the change within a second"
+            assert time.monotonic() - t0 < 1.0, "broker 1 did not see the change within a second"
             time.sleep(0.02)
         return time.monotonic() - t0
 
@@ -400,8 +406,7 @@ def test_kafscale_users_cli(sasl_broker, tmp_path):
     r = cli("users", "list", "-o", "json")
     assert r.returncode == 0, r.stderr
     assert {"user": "grace", "mechanisms": [{"mechanism": "SCRAM-SHA-256", "iterations": 4096},
-                                           {"mechanism": "SCRAM-SHA-512", "iterations": 4096}]} in __import__(
-        "json").loads(r.stdout)
+                                           {"mechanism": "SCRAM-SHA-512", "iterations": 4096}]} in json.loads(r.stdout)
     secret = tmp_path / "pw"
     secret.write_text("grace-pw\n")
     # grace logs in with the CLI (PLAIN against her SCRAM credential) but may not manage users.

@@ -213,6 +213,19 @@ def test_malformed_plain_messages_fail(token):
     assert a.error_code == ErrorCode.SASL_AUTHENTICATION_FAILED and not s.authenticated and s.closing
 
 
+def test_nothing_more_is_served_after_a_failure():
+    """A SaslAuthenticate pipelined behind a failed one gets ILLEGAL_SASL_STATE, never a
+    second try on the same connection."""
+    users = Users()
+    users.add("bob", "pw")
+    auth, results = make(users)
+    s, rt = sasl_session(), FakeRuntime()
+    assert plain_login(auth, rt, s, "bob", "wrong").error_code == ErrorCode.SASL_AUTHENTICATION_FAILED
+    a = run(auth.authenticate(rt, s, 1, b"\0bob\0pw"))
+    assert a.error_code == ErrorCode.ILLEGAL_SASL_STATE and not s.authenticated and s.closing
+    assert results == [("PLAIN", False)]
+
+
 def test_handshake_errors():
     auth, _ = make()
     plain = Session.for_listener(PLAINTEXT)
@@ -465,3 +478,11 @@ def test_secrets_are_not_described():
     assert by_name["sasl_admin_password"].sensitive
     assert by_name["connections_max_reauth_ms"].config_name == "connections.max.reauth.ms"
     assert by_name["sasl_enabled_mechanisms"].config_name == "sasl.enabled.mechanisms"
+
+
+def test_the_sasl_apis_are_advertised():
+    import kafscale.broker.handlers  # noqa: F401 - registers the handlers
+    from kafscale.broker.registry import REGISTRY
+
+    versions = {r.api_key: (r.min_version, r.max_version) for r in REGISTRY.supported()}
+    assert versions[17] == (1, 1) and versions[36] == (0, 2) and versions[50] == (0, 0) and versions[51] == (0, 0)
