@@ -8,6 +8,7 @@ cover offsets.retention.minutes with a fake clock).
 
 from __future__ import annotations
 
+import threading
 import time
 import uuid
 
@@ -87,35 +88,62 @@ def _joins(consumer: KafkaConsumer) -> bool:
     return bool(consumer.assignment())
 
 
+class _Polling(threading.Thread):
+    """A consumer polling on its own thread (as kafka-python's own suite runs group
+    members), until stopped or turned away with GROUP_MAX_SIZE_REACHED."""
+
+    def __init__(self, consumer: KafkaConsumer) -> None:
+        super().__init__(daemon=True)
+        self.consumer = consumer
+        self.refused = False
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        while not self.stop.is_set():
+            try:
+                self.consumer.poll(timeout_ms=200)
+            except kafka.errors.GroupMaxSizeReachedError:
+                self.refused = True
+                return
+
+    def assigned(self) -> int:
+        return len(self.consumer.assignment())
+
+
+def _stop(*members: _Polling) -> None:
+    for t in members:
+        t.stop.set()
+    for t in members:
+        if t.is_alive():
+            t.join(5)
+        t.consumer.close()
+
+
 def test_group_max_size_turns_away_the_third_member(broker_factory):
     b = broker_factory(options={**FAST, "group_max_size": 2})
     topic, group = _name("size"), _name("g")
     create_topic(b.bootstrap, topic, 4)
-    first, second = _consumer(b.bootstrap, topic, group), _consumer(b.bootstrap, topic, group)
-    third = _consumer(b.bootstrap, topic, group)
+    first, second = (_Polling(_consumer(b.bootstrap, topic, group)) for _ in range(2))
+    third = _Polling(_consumer(b.bootstrap, topic, group))
     try:
-        _assigned(first)
+        for t in (first, second):
+            t.start()
 
-        def both_assigned():
-            first.poll(timeout_ms=100)
-            second.poll(timeout_ms=100)
-            return (len(first.assignment()) + len(second.assignment()) == 4
-                    and first.assignment().isdisjoint(second.assignment()))
-        wait_for(both_assigned, 30, message="two members sharing the partitions")
-        with pytest.raises(kafka.errors.GroupMaxSizeReachedError):
-            for _ in range(50):
-                third.poll(timeout_ms=200)
-                first.poll(timeout_ms=0)
-                second.poll(timeout_ms=0)
+        def two_share_all() -> bool:
+            a, b_ = first.consumer.assignment(), second.consumer.assignment()
+            return len(a) + len(b_) == 4 and a.isdisjoint(b_) and bool(a) and bool(b_)
+        wait_for(two_share_all, 30, message="two members sharing the partitions")
+        third.start()
+        wait_for(lambda: third.refused, 20, message="GROUP_MAX_SIZE_REACHED for the third")
         # the two members carry on (the leader may rebalance once more when the topic's
         # metadata reaches it: eager members hold nothing meanwhile), and stay two
-        wait_for(both_assigned, 30, message="the two members after the refusal")
+        wait_for(two_share_all, 30, message="the two members after the refusal")
+        assert not first.refused and not second.refused
         with RawClient(b.bootstrap) as rc:
             (described,) = rc.request(15, 5, m.DescribeGroupsRequest(groups=[group])).groups
         assert described.group_state == "Stable" and len(described.members) == 2
     finally:
-        for c in (third, second, first):
-            c.close()
+        _stop(first, second, third)
 
 
 def test_expired_offsets_and_their_emptied_group_leave_etcd(broker_factory, stack):
@@ -152,3 +180,29 @@ def test_expired_offsets_and_their_emptied_group_leave_etcd(broker_factory, stac
             assert len(store.get_prefix(f"{b.etcd_prefix}/groups/{kept}/offsets/")) == 2
         finally:
             store.close()
+
+
+def test_lowering_group_max_size_at_run_time_turns_away_the_last_to_rejoin(broker_factory):
+    b = broker_factory(options=FAST)
+    topic, group = _name("lower"), _name("g")
+    create_topic(b.bootstrap, topic, 3)
+    members = [_Polling(_consumer(b.bootstrap, topic, group)) for _ in range(3)]
+    for t in members:
+        t.start()
+
+    def shared_by(n: int) -> bool:
+        live = [t for t in members if not t.refused]
+        return len(live) == n and all(t.assigned() for t in live) and sum(t.assigned() for t in live) == 3
+    try:
+        wait_for(lambda: shared_by(3), 30, message="three members")
+        admin = KafkaAdminClient(bootstrap_servers=b.bootstrap)
+        try:
+            admin.alter_configs([ConfigResource(ConfigResourceType.BROKER, str(b.broker_id),
+                                                configs={"group.max.size": "2"})])
+        finally:
+            admin.close()
+        # the next heartbeat starts a rebalance; the last member to rejoin is turned away
+        wait_for(lambda: shared_by(2), 30, message="two members left")
+        assert sum(t.refused for t in members) == 1
+    finally:
+        _stop(*members)
