@@ -378,6 +378,8 @@ def test_confluent_kafka_reauthenticates_when_sessions_are_short(broker_factory)
     # One connection kept re-authenticating (bootstrap and broker connection: a few logins
     # at start, then one per 1.5 s session at least).
     assert _metric(broker, "kafscale_sasl_authentication_successes_total", "SCRAM-SHA-256") >= before + 4
+    # ... on the same connections: none was closed for an expired session.
+    assert "SASL session expired" not in broker.log_path.read_text()
     # A client that does not re-authenticate is closed at its first request after expiry.
     with RawClient(broker.listener_bootstrap("SASL_PLAINTEXT"), timeout=10) as c:
         assert _raw_handshake(c, "PLAIN").error_code == 0
