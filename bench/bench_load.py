@@ -67,9 +67,10 @@ def cdf_points(values, points: int = 200) -> list[list[float]]:
     return [[round(v[i] * 1000, 3), round((i + 1) / n, 5)] for i in idx]
 
 
-def create_topic(bootstrap: str, topic: str, partitions: int, timeout: float = 120) -> float:
-    """Create a topic; seconds it took (until the create answer)."""
-    admin = AdminClient({"bootstrap.servers": bootstrap, "log_level": 3})
+def create_topic(bootstrap: str, topic: str, partitions: int, timeout: float = 120, extra: dict | None = None) -> float:
+    """Create a topic; seconds it took (until the create answer). ``extra``: more client
+    settings (e.g. security)."""
+    admin = AdminClient({"bootstrap.servers": bootstrap, "log_level": 3, **(extra or {})})
     t0 = time.monotonic()
     fut = admin.create_topics([NewTopic(topic, partitions, 1)], operation_timeout=timeout,
                               request_timeout=timeout)[topic]
@@ -132,11 +133,12 @@ def window_spread(times, t0: float, t1: float, unit_bytes: int, window: float = 
 
 
 def produce_flat_out(bootstrap: str, topic: str, partitions: int, seconds: float,
-                     max_bytes: float = float("inf"), drain_timeout: float = 180) -> dict:
+                     max_bytes: float = float("inf"), drain_timeout: float = 180, extra: dict | None = None) -> dict:
     """Produce as fast as the broker takes it, for ``seconds`` (or ``max_bytes``), then
-    wait for every delivery report. Throughput counts the drain time too."""
+    wait for every delivery report. Throughput counts the drain time too. ``extra``:
+    more producer settings (e.g. security)."""
     d = _Deliveries()
-    p = _producer(bootstrap, d)
+    p = _producer(bootstrap, d, **(extra or {}))
     pool, npool = POOL, len(POOL)
     produce, poll = p.produce, p.poll
     max_msgs = max_bytes / MSG_BYTES
