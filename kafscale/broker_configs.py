@@ -114,13 +114,17 @@ class BrokerConfig:
             if isinstance(value, (int, float)) and not isinstance(value, bool) and value < 0 \
                     and self.option.name not in _NEGATIVE_OK:
                 raise ValueError("Value must be at least 0")
+            if self.option.name in _POSITIVE and value < 1:
+                raise ValueError("Value must be at least 1")
         except ValueError as exc:
             raise InvalidConfig(f"Invalid value {text.strip()} for configuration {self.name}: {exc}") from None
         return value
 
 
-# Options whose value may be negative (-1: no limit).
+# Options whose value may be negative (-1: no limit), and those that must be positive.
 _NEGATIVE_OK = {"log_retention_ms", "log_retention_bytes"}
+_POSITIVE = {"group_max_size", "offsets_retention_minutes", "group_min_session_timeout_ms",
+             "group_max_session_timeout_ms", "max_message_bytes", "log_segment_bytes"}
 
 
 def _type_of(opt: Option, topic: topic_configs.TopicConfig | None) -> ConfigType:

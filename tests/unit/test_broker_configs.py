@@ -106,7 +106,8 @@ def test_broker_changes_are_checked_by_name_dynamism_and_value():
     assert err.value.code == ErrorCode.INVALID_REQUEST
     assert "broker.id, listeners, num.partitions" in str(err.value)
     for bad in ({"message.max.bytes": "-1"}, {"message.max.bytes": "many"}, {"log.cleanup.policy": "shred"},
-                {"no.such.config": "1"}, {"group.max.size": "-3"}):
+                {"no.such.config": "1"}, {"group.max.size": "-3"}, {"group.max.size": "0"},
+                {"offsets.retention.minutes": "0"}):
         with pytest.raises(InvalidConfig):
             bc.validate_broker_changes(bad)
 
