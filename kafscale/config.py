@@ -60,6 +60,13 @@ class Config:
     etcd_endpoints: str = ""  # "host:port,host:port"; empty = local default
     etcd_prefix: str = "/kafscale"
     etcd_timeout_s: float = 5.0
+    # etcd over TLS (client certificates) and/or with a user (kafscale/metadata/etcd.py)
+    etcd_ca_file: str = ""
+    etcd_cert_file: str = ""
+    etcd_key_file: str = ""
+    etcd_user: str = ""
+    etcd_password: str = ""
+    etcd_password_file: str = ""
     s3_endpoint: str = ""  # "http://host:port"; empty = local default
     s3_bucket: str = "kafscale"
     s3_region: str = "us-east-1"
@@ -67,6 +74,7 @@ class Config:
     s3_secret_key: str = ""
     s3_namespace: str = "kafscale"
     s3_timeout_s: float = 10.0
+    s3_ca_file: str = ""  # PEM CAs an https endpoint's certificate is checked against
     segment_bytes: int = 4 * 1024 * 1024
     flush_interval_ms: int = 50
     flush_concurrency: int = 4
@@ -181,12 +189,24 @@ OPTIONS: list[Option] = [
     Option("metrics_port", "KAFSCALE_METRICS_PORT", int, "HTTP port for /metrics, /healthz, /readyz."),
     Option("etcd_endpoints", "KAFSCALE_ETCD_ENDPOINTS", str, "etcd endpoints, host:port, comma separated."),
     Option("etcd_prefix", "KAFSCALE_ETCD_PREFIX", str, "Key prefix for all metadata in etcd."),
+    Option("etcd_ca_file", "KAFSCALE_ETCD_CA_FILE", str,
+           "PEM CA certificates etcd's server certificate is checked against; turns on TLS to etcd."),
+    Option("etcd_cert_file", "KAFSCALE_ETCD_CERT_FILE", str, "PEM client certificate presented to etcd."),
+    Option("etcd_key_file", "KAFSCALE_ETCD_KEY_FILE", str, "PEM private key of etcd-cert-file."),
+    Option("etcd_user", "KAFSCALE_ETCD_USER", str, "etcd user (etcd auth) the broker authenticates as."),
+    Option("etcd_password", "KAFSCALE_ETCD_PASSWORD", str,
+           "Password of etcd-user (or give --etcd-password-file).", sensitive=True),
+    Option("etcd_password_file", "KAFSCALE_ETCD_PASSWORD_FILE", str,
+           "A file holding etcd-user's password, read again at each re-authentication; a trailing "
+           "newline is ignored."),
     Option("s3_endpoint", "KAFSCALE_S3_ENDPOINT", str, "S3 endpoint URL, e.g. http://minio:9000."),
     Option("s3_bucket", "KAFSCALE_S3_BUCKET", str, "Bucket holding segments and indexes."),
     Option("s3_region", "KAFSCALE_S3_REGION", str, "S3 region."),
     Option("s3_access_key", "KAFSCALE_S3_ACCESS_KEY", str, "S3 access key.", sensitive=True),
     Option("s3_secret_key", "KAFSCALE_S3_SECRET_KEY", str, "S3 secret key.", sensitive=True),
     Option("s3_namespace", "KAFSCALE_S3_NAMESPACE", str, "Object key prefix inside the bucket."),
+    Option("s3_ca_file", "KAFSCALE_S3_CA_FILE", str,
+           "PEM CA certificates an https S3 endpoint's certificate is checked against (default: the system's)."),
     Option("segment_bytes", "KAFSCALE_SEGMENT_BYTES", int, "Most record bytes in one flushed topic object."),
     Option("flush_interval_ms", "KAFSCALE_FLUSH_INTERVAL_MS", int, "Longest time data waits for a flush."),
     Option("flush_concurrency", "KAFSCALE_FLUSH_CONCURRENCY", int, "Most flushes of one topic under way at once."),
@@ -363,6 +383,7 @@ def validate(cfg: Config) -> None:
     if cfg.broker_id < 0:
         raise ConfigError(f"{option_source('broker_id')}: must not be negative")
     _validate_listeners(cfg)
+    _validate_backends(cfg)
     _validate_sasl(cfg)
     user, colon, _password = cfg.http_basic_auth.partition(":")
     if cfg.http_basic_auth and not (user and colon):
@@ -402,6 +423,50 @@ def _validate_listeners(cfg: Config) -> None:
         path = getattr(cfg, name)
         if tls and path and not os.path.isfile(path):
             raise ConfigError(f"{option_source(name)}: no such file: {path}")
+
+
+def _validate_backends(cfg: Config) -> None:
+    """etcd's TLS and user, S3's CA: half-given pairs and missing files, one line each."""
+    for given, missing in (("etcd_cert_file", "etcd_key_file"), ("etcd_key_file", "etcd_cert_file")):
+        if getattr(cfg, given) and not getattr(cfg, missing):
+            raise ConfigError(f"{option_source(given)}: needs {option_source(missing)} too")
+    password = cfg.etcd_password or cfg.etcd_password_file
+    if cfg.etcd_user and not password:
+        raise ConfigError(f"{option_source('etcd_user')}: needs {option_source('etcd_password')} "
+                          f"or {option_source('etcd_password_file')}")
+    if password and not cfg.etcd_user:
+        name = "etcd_password" if cfg.etcd_password else "etcd_password_file"
+        raise ConfigError(f"{option_source(name)}: set {option_source('etcd_user')} too")
+    if cfg.etcd_password and cfg.etcd_password_file:
+        raise ConfigError(f"{option_source('etcd_password')} and {option_source('etcd_password_file')}: "
+                          "give one of them")
+    schemes = {e.strip().partition("://")[0] for e in cfg.etcd_endpoints.split(",") if "://" in e}
+    if "http" in schemes and (cfg.etcd_ca_file or cfg.etcd_cert_file):
+        raise ConfigError(f"{option_source('etcd_endpoints')}: http:// endpoints with "
+                          f"{option_source('etcd_ca_file')} or {option_source('etcd_cert_file')}: "
+                          "TLS needs https:// (or no scheme)")
+    if cfg.s3_ca_file and cfg.s3_endpoint and not cfg.s3_endpoint.startswith("https://"):
+        raise ConfigError(f"{option_source('s3_ca_file')}: the S3 endpoint {cfg.s3_endpoint} is not https://")
+    for name in ("etcd_ca_file", "etcd_cert_file", "etcd_key_file", "etcd_password_file", "s3_ca_file"):
+        path = getattr(cfg, name)
+        if path and not os.path.isfile(path):
+            raise ConfigError(f"{option_source(name)}: no such file: {path}")
+
+
+def secret_option(cfg: Config, name: str) -> str:
+    """A password option's value, or the text of its ``<name>_file`` (one trailing newline
+    dropped), read now: a mounted Secret that changed is read anew."""
+    path = getattr(cfg, name + "_file")
+    if not path:
+        return getattr(cfg, name)
+    try:
+        with open(path, encoding="utf-8") as f:
+            text = f.read().removesuffix("\n").removesuffix("\r")
+    except OSError as exc:
+        raise ConfigError(f"{option_source(name + '_file')}: {exc.strerror or exc}: {path}") from None
+    if not text:
+        raise ConfigError(f"{option_source(name + '_file')}: the file is empty: {path}")
+    return text
 
 
 SASL_MECHANISMS = ("SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN")

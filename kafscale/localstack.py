@@ -14,8 +14,12 @@ them even if it is killed with SIGKILL. Linux sends that signal when the *thread
 started the child exits, so it is only armed when ``start*`` runs on the main thread
 (a worker thread may end long before the stack should).
 
-This module talks to the servers only over plain HTTP (urllib, with a small SigV4
-signer for the bucket check); the minio and etcd3 clients stay in their adapters.
+Either server may serve TLS (``etcd_tls`` / ``s3_tls``: PEM files, and for etcd optionally
+client certificates required): the endpoints are then https://, as the tests of secured
+backends need.
+
+This module talks to the servers only over HTTP(S) (urllib, with a small SigV4 signer
+for the bucket check); the minio and etcd3 clients stay in their adapters.
 """
 
 from __future__ import annotations
@@ -33,12 +37,14 @@ import random
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import threading
 import time
 import urllib.error
 import urllib.request
+from dataclasses import dataclass
 
 log = logging.getLogger(__name__)
 
@@ -47,11 +53,30 @@ _PORTS_FILE = "localstack-ports.json"
 _GRPC_OFFSET = 10000  # SeaweedFS dials some gRPC ports as http port + 10000; keep to it.
 _STOP_GRACE_S = 10.0
 
-__all__ = ["LocalStack", "LocalStackError", "free_port", "find_binary", "missing_binaries", "preexec_die_with_parent"]
+__all__ = ["LocalStack", "LocalStackError", "TlsFiles", "free_port", "find_binary", "missing_binaries", "preexec_die_with_parent"]
 
 
 class LocalStackError(RuntimeError):
     """A binary is missing or a server did not come up."""
+
+
+@dataclass(frozen=True)
+class TlsFiles:
+    """PEM files of a server's TLS: its certificate and key, and the CA that signed it
+    (which the readiness checks here trust). With ``client_cert_file``/``client_key_file``
+    the server (etcd) requires client certificates signed by ``ca_file``, and the checks
+    here present that one."""
+    cert_file: str
+    key_file: str
+    ca_file: str
+    client_cert_file: str = ""
+    client_key_file: str = ""
+
+    def client_context(self) -> ssl.SSLContext:
+        ctx = ssl.create_default_context(cafile=self.ca_file)
+        if self.client_cert_file:
+            ctx.load_cert_chain(self.client_cert_file, self.client_key_file)
+        return ctx
 
 
 # --------------------------------------------------------------------------- ports
@@ -306,11 +331,12 @@ def _sigv4_headers(method: str, url_host: str, path: str, access_key: str, secre
     return headers
 
 
-def _http(method: str, url: str, headers: dict[str, str] | None = None, timeout: float = 2.0) -> int:
+def _http(method: str, url: str, headers: dict[str, str] | None = None, timeout: float = 2.0,
+          context: ssl.SSLContext | None = None) -> int:
     """Status code of a request; 0 when nothing answered."""
     req = urllib.request.Request(url, method=method, headers=headers or {})
     try:
-        with urllib.request.urlopen(req, timeout=timeout) as resp:
+        with urllib.request.urlopen(req, timeout=timeout, context=context) as resp:
             resp.read()
             return resp.status
     except urllib.error.HTTPError as e:
@@ -341,8 +367,11 @@ class LocalStack:
         access_key: str = "kafscale",
         secret_key: str = "kafscale-secret",
         log_dir: pathlib.Path | None = None,
+        etcd_tls: TlsFiles | None = None,
+        s3_tls: TlsFiles | None = None,
     ) -> None:
         self.data_dir = pathlib.Path(data_dir).absolute()
+        self.etcd_tls, self.s3_tls = etcd_tls, s3_tls
         self.host = host
         self._bucket = bucket
         self._access_key = access_key
@@ -359,11 +388,11 @@ class LocalStack:
 
     @property
     def etcd_endpoints(self) -> str:
-        return f"{self.host}:{self.ports['etcd']}"
+        return f"{'https://' if self.etcd_tls else ''}{self.host}:{self.ports['etcd']}"
 
     @property
     def s3_endpoint(self) -> str:
-        return f"http://{self.host}:{self.ports['s3']}"
+        return f"{'https' if self.s3_tls else 'http'}://{self.host}:{self.ports['s3']}"
 
     @property
     def bucket(self) -> str:
@@ -437,7 +466,7 @@ class LocalStack:
 
     def _etcd_child(self) -> _Child:
         p = self.ports
-        client = f"http://{self.host}:{p['etcd']}"
+        client = f"{'https' if self.etcd_tls else 'http'}://{self.host}:{p['etcd']}"
         peer = f"http://{self.host}:{p['etcd_peer']}"
         data = self.data_dir / "etcd"
         argv = [
@@ -457,6 +486,11 @@ class LocalStack:
             "--max-request-bytes", str(8 * 1024**2),
             "--log-level", "warn",
         ]
+        tls = self.etcd_tls
+        if tls:
+            argv += ["--cert-file", tls.cert_file, "--key-file", tls.key_file]
+            if tls.client_cert_file:
+                argv += ["--client-cert-auth", "--trusted-ca-file", tls.ca_file]
         env = dict(os.environ)
         env.pop("ETCDCTL_API", None)
         for key in [k for k in env if k.startswith("ETCD_")]:  # etcd reads ETCD_* as flags
@@ -495,6 +529,8 @@ class LocalStack:
             f"-admin.port.grpc={p['admin_grpc']}",
             "-webdav=false",
         ]
+        if self.s3_tls:  # the S3 port serves https only
+            argv += [f"-s3.cert.file={self.s3_tls.cert_file}", f"-s3.key.file={self.s3_tls.key_file}"]
         env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "S3_", "WEED_"))}
         env.update(
             AWS_ACCESS_KEY_ID=self._access_key,
@@ -576,14 +612,15 @@ class LocalStack:
         return LocalStackError(f"{child.name}: {what}; last lines of {child.log_path}:\n{child.log_tail()}")
 
     def _wait_etcd(self, deadline: float) -> None:
-        url = f"http://{self.host}:{self.ports['etcd']}/health"
+        url = f"{'https' if self.etcd_tls else 'http'}://{self.host}:{self.ports['etcd']}/health"
+        context = self.etcd_tls.client_context() if self.etcd_tls else None
         last = "no answer"
         while True:
             if not self._etcd.running:
                 raise self._died(self._etcd)
             req = urllib.request.Request(url)
             try:
-                with urllib.request.urlopen(req, timeout=2) as resp:
+                with urllib.request.urlopen(req, timeout=2, context=context) as resp:
                     body = resp.read()
                 if json.loads(body).get("health") == "true":
                     return
@@ -600,14 +637,16 @@ class LocalStack:
         """Wait until S3 answers a signed HEAD of the bucket with 200; create it if missing."""
         host_port = f"{self.host}:{self.ports['s3']}"
         path = f"/{self._bucket}"
-        url = f"http://{host_port}{path}"
+        url = f"{self.s3_endpoint}{path}"
+        context = self.s3_tls.client_context() if self.s3_tls else None
         first_answer: float | None = None
         created = False
         status = 0
         while True:
             if not self._s3.running:
                 raise self._died(self._s3)
-            status = _http("HEAD", url, _sigv4_headers("HEAD", host_port, path, self._access_key, self._secret_key))
+            status = _http("HEAD", url, _sigv4_headers("HEAD", host_port, path, self._access_key, self._secret_key),
+                           context=context)
             if status == 200:
                 return
             now = time.monotonic()
@@ -616,7 +655,8 @@ class LocalStack:
             # weed mini creates S3_BUCKET itself just after the gateway comes up; if it
             # still is not there a moment later (e.g. an old data dir), create it.
             if status == 404 and not created and first_answer is not None and now - first_answer > 2.0:
-                put = _http("PUT", url, _sigv4_headers("PUT", host_port, path, self._access_key, self._secret_key))
+                put = _http("PUT", url, _sigv4_headers("PUT", host_port, path, self._access_key, self._secret_key),
+                            context=context)
                 log.info("created bucket %s on %s: HTTP %d", self._bucket, host_port, put)
                 created = put in (200, 409)
             if now > deadline:

@@ -1,9 +1,20 @@
 """MetadataStore on etcd v3, through the (blocking) etcd3 client. The only etcd3 importer.
 
-Every client error is turned into StoreUnavailable so callers above never see grpc or
-etcd3 types. Watches survive an etcd restart: when the stream breaks the adapter
-re-creates the watch in the background and then calls the callback with ``None``,
-meaning "events may have been missed; re-read what you cache".
+Every client error is turned into StoreUnavailable (one line: gRPC's status and details)
+so callers above never see grpc or etcd3 types. Watches survive an etcd restart: when the
+stream breaks the adapter re-creates the watch in the background and then calls the
+callback with ``None``, meaning "events may have been missed; re-read what you cache".
+
+Secured etcd (docs/security.md, "etcd and S3"): TLS when a CA or client certificate is
+given or an endpoint is https:// (every channel, so watch streams and lease keep-alives
+too, is a secure channel on the endpoint), and etcd auth with a user and password. The
+etcd3 client authenticates only in its constructor (so it would fail when etcd is not up
+yet) and never again, while etcd's tokens die with a member restart (simple tokens),
+expire (JWT) or go stale when the auth store changes. So the adapter authenticates
+itself, lazily, and again whenever etcd refuses the token (the refusals etcd's own Go
+client refreshes on), reading the password anew each time so a rotated Secret is picked
+up. Calls pass the token as gRPC metadata; a watch stream takes it when it opens, so a
+new token also gets a new watcher for the watches created from then on.
 """
 
 from __future__ import annotations
@@ -19,6 +30,7 @@ import etcd3.exceptions
 import etcd3.transactions
 import etcd3.utils
 import grpc
+from etcd3 import etcdrpc
 
 from kafscale.metrics import Metrics
 from kafscale.metadata.store import MetadataStore, Op, Put, StoreUnavailable, ValueIs, WatchEvent
@@ -29,13 +41,35 @@ _ERRORS = (etcd3.exceptions.Etcd3Exception, grpc.RpcError, ValueError, OSError)
 PAGE_KEYS = 2000  # keys per range read (values here are small: well under 4 MiB a page)
 
 
+def _read(path: str) -> bytes | None:
+    if not path:
+        return None
+    with open(path, "rb") as f:
+        return f.read()
+
+
+class _WatchRefused(grpc.RpcError):
+    """A refused watch, shaped as the gRPC error of a refused token: with a user set the
+    adapter authenticates again and retries once."""
+
+    def __init__(self, details: str) -> None:
+        super().__init__(details)
+        self._details = details
+
+    def code(self) -> grpc.StatusCode:
+        return grpc.StatusCode.UNAUTHENTICATED
+
+    def details(self) -> str:
+        return self._details
+
+
 def parse_endpoints(text: str) -> list[tuple[str, int]]:
     out = []
     for part in text.split(","):
         part = part.strip()
         if not part:
             continue
-        part = part.removeprefix("http://")
+        part = part.removeprefix("http://").removeprefix("https://")
         host, _, port = part.rpartition(":")
         if not host:
             host, port = part, "2379"
@@ -45,19 +79,92 @@ def parse_endpoints(text: str) -> list[tuple[str, int]]:
     return out
 
 
+def _describe(exc: BaseException) -> str:
+    """One line: gRPC's status code and details (the etcd3 client raises its own
+    exceptions, with a generic message, from inside the handler of the gRPC error)."""
+    if isinstance(exc, etcd3.exceptions.Etcd3Exception) and isinstance(exc.__context__, grpc.RpcError):
+        exc = exc.__context__
+    if isinstance(exc, grpc.RpcError) and hasattr(exc, "code"):
+        return f"{exc.code().name}: {exc.details()}"
+    return f"{type(exc).__name__}: {exc}".rstrip(": ")
+
+
+def _token_refused(exc: BaseException) -> bool:
+    """etcd refused the auth token, not the request: the token must be renewed. The same
+    refusals as etcd's Go client refreshes its token on (clientv3 retry interceptor):
+    invalid token (restart, expiry), stale auth revision, no user (no token)."""
+    if not isinstance(exc, grpc.RpcError) or not hasattr(exc, "code"):
+        return False
+    details = exc.details() or ""
+    return exc.code() == grpc.StatusCode.UNAUTHENTICATED or (
+        exc.code() == grpc.StatusCode.INVALID_ARGUMENT
+        and ("auth store is old" in details or "user name is empty" in details))
+
+
 class EtcdStore(MetadataStore):
-    def __init__(self, endpoints: str, timeout: float = 5.0, metrics: Metrics | None = None) -> None:
-        eps = [etcd3.Endpoint(h, p, secure=False, time_retry=1.0) for h, p in parse_endpoints(endpoints)]
+    """``ca_file``/``cert_file``/``key_file``: PEM files of TLS to etcd (the system's CAs
+    when only an https:// endpoint is given); ``user`` and ``password`` (text, or a
+    function called at each authentication): etcd auth."""
+
+    def __init__(self, endpoints: str, timeout: float = 5.0, metrics: Metrics | None = None, *,
+                 ca_file: str = "", cert_file: str = "", key_file: str = "",
+                 user: str = "", password: str | Callable[[], str] = "") -> None:
+        creds = None
+        if ca_file or cert_file or "https://" in endpoints:
+            creds = grpc.ssl_channel_credentials(_read(ca_file), _read(key_file), _read(cert_file))
+        eps = [etcd3.Endpoint(h, p, secure=creds is not None, creds=creds, time_retry=1.0)
+               for h, p in parse_endpoints(endpoints)]
         self._client = etcd3.MultiEndpointEtcd3Client(endpoints=eps, timeout=timeout, failover=True)
+        self._timeout = timeout
+        self._user = user
+        self._password = password if callable(password) else (lambda: password)
+        self._auth_lock = threading.Lock()
+        self._rewatch_lock = threading.Lock()
+        self._last_failure = ""  # why the last endpoint failed (the client then says only "none available")
         self._closed = False
         self.metrics = metrics or Metrics()  # transaction latency and errors (kafscale/metrics.py)
 
     def _call(self, fn, *args, **kwargs):
         try:
-            return fn(*args, **kwargs)
+            return self._with_token(fn, *args, **kwargs)
         except _ERRORS as exc:
             self.metrics.etcd_errors.labels(getattr(fn, "__name__", "call").strip("_")).inc()
-            raise StoreUnavailable(f"etcd: {type(exc).__name__}: {exc}") from exc
+            why = _describe(exc)
+            if isinstance(exc, etcd3.exceptions.NoServerAvailableError) and self._last_failure:
+                why = self._last_failure
+            elif isinstance(exc, etcd3.exceptions.ConnectionFailedError):
+                self._last_failure = why
+            raise StoreUnavailable(f"etcd: {why}") from exc
+
+    def _with_token(self, fn, *args, **kwargs):
+        """``fn`` with a valid auth token (when a user is set): authenticate first if there
+        is none, and once more if etcd refuses the one there is."""
+        if not self._user:
+            return fn(*args, **kwargs)
+        token = self._client.metadata
+        if token is None:
+            self._authenticate(None)
+            token = self._client.metadata
+        try:
+            return fn(*args, **kwargs)
+        except grpc.RpcError as exc:
+            if not _token_refused(exc):
+                raise
+        self._authenticate(token)
+        return fn(*args, **kwargs)
+
+    def _authenticate(self, stale) -> None:
+        with self._auth_lock:
+            if self._client.metadata is not stale:  # another thread renewed it meanwhile
+                return
+            request = etcdrpc.AuthenticateRequest(name=self._user, password=self._password())
+            try:
+                resp = self._client.authstub.Authenticate(request, self._timeout)
+            except grpc.RpcError as exc:
+                raise StoreUnavailable(f"etcd: authentication as {self._user!r} failed: {_describe(exc)}") from exc
+            self._client.metadata = (("token", resp.token),)
+            # Watch streams carry the token they opened with: new watches need a new stream.
+            self._client.watcher = self._client.get_watcher()
 
     def get(self, key: str) -> bytes | None:
         value, _meta = self._call(self._client.get, key)
@@ -117,7 +224,7 @@ class EtcdStore(MetadataStore):
         return bool(ok)
 
     def watch_prefix(self, prefix: str, callback: Callable[[list[WatchEvent] | None], None]) -> Callable[[], None]:
-        state = {"id": None, "cancelled": False}
+        state: dict = {"id": None, "watcher": None, "cancelled": False}
         lock = threading.Lock()
 
         def on_response(resp) -> None:
@@ -132,15 +239,22 @@ class EtcdStore(MetadataStore):
                     events.append(WatchEvent(key, None))
                 else:
                     events.append(WatchEvent(key, ev.value))
-            if events:
+            if events and not state["cancelled"]:
                 callback(events)
 
+        def add() -> None:
+            with lock:
+                state["watcher"], state["id"] = self._call(self._add_watch, prefix, on_response)
+
         def rewatch() -> None:
-            delay = 0.2
+            delay, broken = 0.2, state["watcher"]
             while not state["cancelled"] and not self._closed:
                 try:
-                    with lock:
-                        state["id"] = self._client.add_watch_prefix_callback(prefix, on_response)
+                    # One at a time, each on a watcher that has not failed: see _renew_watcher.
+                    with self._rewatch_lock:
+                        self._renew_watcher(broken)
+                        broken = self._client.watcher
+                        add()
                     callback(None)
                     return
                 except Exception as exc:  # noqa: BLE001 - the watch thread must keep trying
@@ -148,17 +262,41 @@ class EtcdStore(MetadataStore):
                     threading.Event().wait(delay)
                     delay = min(delay * 2, 2.0)
 
-        state["id"] = self._call(self._client.add_watch_prefix_callback, prefix, on_response)
+        add()
 
         def cancel() -> None:
             state["cancelled"] = True
             with lock:
                 if state["id"] is not None:
                     try:
-                        self._client.cancel_watch(state["id"])
+                        state["watcher"].cancel(state["id"])
                     except Exception:  # noqa: BLE001 - best effort on shutdown
                         pass
         return cancel
+
+    def _renew_watcher(self, broken) -> None:
+        """A new watcher (stream) in place of one that broke or failed a watch. The etcd3
+        client would reopen the broken one, but a watch created while its stream dies
+        goes to a queue no stream reads and times out, and the creates queued behind it
+        time out one by one, 5 s each: seven watches took 30 s to come back after an etcd
+        restart. Re-created one at a time on a fresh watcher they take milliseconds."""
+        with self._auth_lock:
+            if self._client.watcher is broken:
+                self._client.watcher = self._client.get_watcher()
+
+    def _add_watch(self, prefix: str, on_response) -> tuple[object, int]:
+        """A watch on the client's current watcher: (that watcher, the watch id). A watch
+        is cancelled on the watcher (stream) it was made on, which a new token replaces."""
+        watcher = self._client.watcher
+        key = etcd3.utils.to_bytes(prefix)
+        watch_id = watcher.add_callback(key, on_response, range_end=etcd3.utils.prefix_range_end(key))
+        if watch_id < 0:
+            # etcd answers a watch it does not permit (no permission, or a stream opened
+            # with a token since expired) "created and cancelled" with id -1, which the
+            # client returns as if the watch were made.
+            watcher.cancel(watch_id)
+            raise _WatchRefused(f"the watch on {prefix} was refused (no permission, or an expired token)")
+        return watcher, watch_id
 
     def grant_lease(self, ttl: int) -> int:
         return self._call(self._client.lease, ttl).id

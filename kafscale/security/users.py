@@ -96,9 +96,12 @@ class UserStore:
         queue = self.rt.thread_queue()
         self._cancel = await self.rt.run_in_thread(self.cluster.store.watch_prefix, self.cluster.keys.users(),
                                                    queue.put)
+        await self._load()
+        self._task = await self.rt.spawn(self._watch, queue)
+
+    async def _load(self) -> None:
         loaded = await self.rt.run_in_thread(self.cluster.list_users)
         self.users = {name: _decode(raw) for name, raw in loaded.items()}
-        self._task = await self.rt.spawn(self._watch, queue)
 
     async def stop(self) -> None:
         if self._task is not None:
@@ -108,7 +111,15 @@ class UserStore:
 
     async def _watch(self, queue: Any) -> None:
         while True:
-            self.apply(await queue.get())
+            events = await queue.get()
+            if events is not None:
+                self.apply(events)
+                continue
+            # None: the watch was re-created (etcd restarted); events may be lost, re-read.
+            try:
+                await self._load()
+            except Exception as exc:  # noqa: BLE001 - a crashed task would follow etcd no more
+                log.warning("reading SCRAM users failed: %s", exc)
 
     def apply(self, events: list[WatchEvent]) -> None:
         prefix = self.cluster.keys.users()

@@ -17,7 +17,7 @@ import curio
 
 from kafscale import __version__
 from kafscale.broker.core import Broker
-from kafscale.config import Config, option_source
+from kafscale.config import Config, option_source, secret_option
 from kafscale.errors import KafkaError
 from kafscale.metadata.cluster import Cluster
 from kafscale.metadata.etcd import EtcdStore
@@ -60,9 +60,7 @@ def broker_state(broker: Broker, server: KafkaServer, probe: ReadinessProbe) -> 
 async def run(config: Config, on_ready: Callable[[str], None] | None = None) -> int:
     rt = CurioRuntime()
     metrics = Metrics(API_NAMES)
-    store = EtcdStore(config.etcd_endpoints, timeout=config.etcd_timeout_s, metrics=metrics)
-    objects = S3ObjectStore(config.s3_endpoint, config.s3_bucket, config.s3_access_key, config.s3_secret_key,
-                            config.s3_region, timeout=config.s3_timeout_s, metrics=metrics)
+    store, objects = _backends(config, metrics)
     cluster = Cluster(store, config.etcd_prefix)
     logs = LogManager(rt, config, cluster, objects, metrics)
     broker = Broker(rt, config, cluster, logs)
@@ -131,7 +129,23 @@ async def run(config: Config, on_ready: Callable[[str], None] | None = None) -> 
 
 
 class ListenError(Exception):
-    """A listener could not bind: the port is taken or the address is not this host's."""
+    """A listener could not bind (the port is taken or the address is not this host's), or
+    a file it or the etcd client needs cannot be read: one line, exit code 2."""
+
+
+def _backends(config: Config, metrics: Metrics) -> tuple[EtcdStore, S3ObjectStore]:
+    """The etcd and S3 adapters, secured as the options say (docs/security.md)."""
+    try:
+        store = EtcdStore(config.etcd_endpoints, timeout=config.etcd_timeout_s, metrics=metrics,
+                          ca_file=config.etcd_ca_file, cert_file=config.etcd_cert_file, key_file=config.etcd_key_file,
+                          user=config.etcd_user, password=lambda: secret_option(config, "etcd_password"))
+    except OSError as exc:
+        raise ListenError(f"{option_source('etcd_ca_file')}, {option_source('etcd_cert_file')}, "
+                          f"{option_source('etcd_key_file')}: cannot read: {exc.strerror or exc}: "
+                          f"{exc.filename}") from None
+    objects = S3ObjectStore(config.s3_endpoint, config.s3_bucket, config.s3_access_key, config.s3_secret_key,
+                            config.s3_region, timeout=config.s3_timeout_s, metrics=metrics, ca_file=config.s3_ca_file)
+    return store, objects
 
 
 def _server_tls(config: Config) -> ServerTls:

@@ -4,6 +4,11 @@ minio client. The only minio importer.
 Every failure becomes ObjectStoreError (a retriable KAFKA_STORAGE_ERROR) or
 ObjectNotFound, so nothing above sees minio or urllib3 types. Timeouts and retries
 are short and bounded: a produce must fail within its timeout when S3 is gone.
+
+https endpoints are verified (against ``ca_file`` when given, else the system's CAs).
+Without static keys the client takes credentials from minio's provider chain: the
+AWS_*/MINIO_* variables, ~/.aws/credentials, then IAM (IRSA's web identity token, EKS
+Pod Identity, ECS task roles, the EC2 instance profile), refreshed before they expire.
 """
 
 from __future__ import annotations
@@ -15,6 +20,8 @@ from urllib.parse import urlparse
 
 import urllib3
 from minio import Minio
+from minio.credentials import (AWSConfigProvider, ChainedProvider, EnvAWSProvider, EnvMinioProvider,
+                               IamAwsProvider, Provider)
 from minio.deleteobjects import DeleteObject
 from minio.error import MinioException, S3Error
 
@@ -24,23 +31,38 @@ from kafscale.storage.objects import ObjectInfo, ObjectNotFound, ObjectStore, Ob
 __all__ = ["S3ObjectStore", "ObjectStoreError", "ObjectNotFound"]
 
 
+def credential_chain(timeout: float) -> Provider:
+    """minio's providers, in the AWS SDKs' order: variables, the shared credentials file,
+    then IAM (web identity / container / instance metadata) with a short timeout so a
+    broker off AWS fails in seconds, not minutes."""
+    http = urllib3.PoolManager(timeout=urllib3.Timeout(connect=min(timeout, 2.0), read=timeout),
+                               retries=urllib3.Retry(total=2, backoff_factor=0.2, status_forcelist=(500, 502, 503, 504)))
+    return ChainedProvider([EnvAWSProvider(), EnvMinioProvider(), AWSConfigProvider(), IamAwsProvider(http_client=http)])
+
+
 class S3ObjectStore(ObjectStore):
     def __init__(self, endpoint: str, bucket: str, access_key: str, secret_key: str,
                  region: str = "us-east-1", timeout: float = 10.0, pool_size: int = 64,
-                 metrics: Metrics | None = None) -> None:
+                 metrics: Metrics | None = None, ca_file: str = "") -> None:
         self.metrics = metrics or Metrics()  # S3 latency, bytes and errors (kafscale/metrics.py)
         url = urlparse(endpoint if "://" in endpoint else f"http://{endpoint}")
         if not url.hostname:
             raise ValueError(f"bad S3 endpoint {endpoint!r}")
+        # urllib3 verifies https by default; the CA file is read per new connection.
+        tls = {"cert_reqs": "CERT_REQUIRED", "ca_certs": ca_file} if ca_file else {}
         http = urllib3.PoolManager(
             timeout=urllib3.Timeout(connect=min(timeout, 3.0), read=timeout),
             maxsize=pool_size,
             retries=urllib3.Retry(total=2, connect=1, read=1, backoff_factor=0.1,
                                   status_forcelist=(500, 502, 503, 504)),
+            **tls,
         )
         self.bucket = bucket
-        self._client = Minio(url.netloc, access_key=access_key or None, secret_key=secret_key or None,
-                             secure=url.scheme == "https", region=region or None, http_client=http)
+        static = bool(access_key and secret_key)
+        self._client = Minio(url.netloc, access_key=access_key if static else None,
+                             secret_key=secret_key if static else None, secure=url.scheme == "https",
+                             region=region or None, http_client=http,
+                             credentials=None if static else credential_chain(timeout))
 
     def _call(self, what: str, fn, *args, **kwargs):
         op = what.split(" ", 1)[0].lower()
@@ -54,7 +76,12 @@ class S3ObjectStore(ObjectStore):
             raise ObjectStoreError(f"{what}: {exc.code}: {exc.message}") from exc
         except (MinioException, urllib3.exceptions.HTTPError, OSError, ValueError) as exc:
             self.metrics.s3_errors.labels(op).inc()
-            raise ObjectStoreError(f"{what}: {type(exc).__name__}: {exc}") from exc
+            # urllib3's MaxRetryError wraps the cause (a refused connection, a certificate
+            # that does not verify) in a line about the pool; the cause is what tells why.
+            cause = exc.reason if isinstance(exc, urllib3.exceptions.MaxRetryError) and exc.reason else exc
+            if isinstance(cause, urllib3.exceptions.SSLError) and cause.args:
+                cause = cause.args[0]
+            raise ObjectStoreError(f"{what}: {type(cause).__name__}: {cause}") from exc
         finally:
             self.metrics.s3_seconds.labels(op).observe(time.monotonic() - t0)
 
