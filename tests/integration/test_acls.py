@@ -187,3 +187,72 @@ def test_admin_calls_refused_without_acls_on_the_cluster(broker_factory):
     with pytest.raises(KafkaException) as err:
         _acls(b.bootstrap, [_binding("t", "READ")])
     assert err.value.args[0].code() == 31
+
+
+# -- per SASL user ------------------------------------------------------------------------------
+
+
+def test_sasl_users_write_without_read_prefixes_deny_and_the_super_user(broker_factory):
+    """alice may WRITE to w-* (not READ), bob READ but a DENY on w-secret beats it, the
+    admin (a super user) needs no ACL; PLAINTEXT is User:ANONYMOUS and gets nothing."""
+    from confluent_kafka import Consumer, KafkaException, Producer
+
+    from tests.integration.test_sasl import ADMIN, ADMIN_PASSWORD, _conf, _create_user, _options
+
+    b = broker_factory(options=_options(None, authorizer="acls"))
+    admin = _conf(b, "SCRAM-SHA-512", ADMIN, ADMIN_PASSWORD)
+    _create_user(b, "alice", "alice-pw")
+    _create_user(b, "bob", "bob-pw")
+    topic, secret = _name("w-"), _name("w-secret-")
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    adm = AdminClient(admin)
+    for t in (topic, secret):
+        adm.create_topics([NewTopic(t, 1, 1)])[t].result(20)
+    _acls_as(admin, [_binding("w-", "WRITE", pattern="PREFIXED", principal="User:alice"),
+                     _binding("w-", "DESCRIBE", pattern="PREFIXED", principal="User:alice"),
+                     _binding("w-", "READ", pattern="PREFIXED", principal="User:bob"),
+                     _binding("*", "READ", kind="GROUP", principal="User:bob"),
+                     _binding(secret, "READ", permission="DENY", principal="User:bob")])
+
+    def produce(conf: dict, t: str) -> str | None:
+        errors: list = []
+        p = Producer({**conf, "acks": "all", "message.timeout.ms": 10_000})
+        p.produce(t, b"v", on_delivery=lambda err, msg: errors.append(err))
+        p.flush(15)
+        return errors[0].name() if errors and errors[0] is not None else None
+
+    def first_read(conf: dict, t: str) -> str:
+        c = Consumer({**conf, "group.id": _name("g-"), "auto.offset.reset": "earliest"})
+        c.subscribe([t])
+        try:
+            deadline = time.monotonic() + 15
+            while time.monotonic() < deadline:
+                msg = c.poll(1)
+                if msg is not None:
+                    return msg.error().name() if msg.error() else "READ"
+            return "NOTHING"
+        finally:
+            c.close()
+
+    alice = _conf(b, "SCRAM-SHA-256", "alice", "alice-pw")
+    bob = _conf(b, "SCRAM-SHA-512", "bob", "bob-pw")
+    assert produce(alice, topic) is None
+    assert produce(alice, secret) is None  # the prefix covers it
+    assert first_read(alice, topic) in ("TOPIC_AUTHORIZATION_FAILED", "GROUP_AUTHORIZATION_FAILED")
+    assert produce(bob, topic) == "TOPIC_AUTHORIZATION_FAILED"
+    assert first_read(bob, topic) == "READ"
+    assert first_read(bob, secret) == "TOPIC_AUTHORIZATION_FAILED"  # DENY beats the prefixed ALLOW
+    assert produce(admin, secret) is None and first_read(admin, secret) == "READ"  # super user
+    anonymous = {"bootstrap.servers": b.listener_bootstrap("PLAINTEXT")}
+    assert produce(anonymous, topic) == "TOPIC_AUTHORIZATION_FAILED"
+    with pytest.raises(KafkaException):  # and alice may not manage ACLs
+        _acls_as(alice, [_binding("w-", "READ", pattern="PREFIXED", principal="User:alice")])
+
+
+def _acls_as(conf: dict, bindings: list) -> None:
+    from confluent_kafka.admin import AdminClient
+
+    admin = AdminClient(conf)
+    for fut in admin.create_acls(bindings, request_timeout=20).values():
+        fut.result(20)
