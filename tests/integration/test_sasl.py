@@ -24,6 +24,7 @@ import pytest
 from kafscale.protocol import headers, messages
 from support.certs import Pki
 from support.procs import free_port
+from support.roundtrip import aiokafka_roundtrip, confluent_roundtrip, kafka_python_roundtrip, values
 from support.rawclient import RawClient
 
 pytestmark = pytest.mark.timeout(240)
@@ -114,35 +115,17 @@ def _metric(broker, name: str, mechanism: str) -> float:
 @pytest.mark.parametrize("protocol", PROTOCOLS)
 @pytest.mark.parametrize("mechanism", MECHANISMS)
 def test_confluent_kafka(sasl_broker, mechanism, protocol):
-    from confluent_kafka import Consumer, Producer
-    from confluent_kafka.admin import AdminClient, NewTopic
-
+    """alice, created through confluent-kafka's AlterUserScramCredentials, logs in."""
     _create_user(sasl_broker, "alice", "alice-pw")
     conf = _conf(sasl_broker, mechanism, "alice", "alice-pw", protocol)
-    topic = _topic("cf")
-    admin = AdminClient(conf)
-    admin.create_topics([NewTopic(topic, 2, 1)])[topic].result(30)
-    p = Producer({**conf, "acks": "all"})
-    for i in range(N):
-        p.produce(topic, f"v{i}".encode(), key=str(i).encode())
-    assert p.flush(30) == 0
-    c = Consumer({**conf, "group.id": "g-" + topic, "auto.offset.reset": "earliest"})
-    c.subscribe([topic])
-    got, deadline = [], time.time() + 60
-    while len(got) < N and time.time() < deadline:
-        m = c.poll(1.0)
-        if m is not None and m.error() is None:
-            got.append(m.value())
-    c.commit(asynchronous=False)
-    c.close()
-    assert sorted(got) == sorted(f"v{i}".encode() for i in range(N))
+    bootstrap = conf.pop("bootstrap.servers")
+    assert sorted(confluent_roundtrip(bootstrap, _topic("cf"), conf, n=N)) == sorted(values(N))
 
 
 @pytest.mark.parametrize("protocol", PROTOCOLS)
 @pytest.mark.parametrize("mechanism", MECHANISMS)
 def test_kafka_python(sasl_broker, mechanism, protocol):
-    from kafka import KafkaConsumer, KafkaProducer
-    from kafka.admin import KafkaAdminClient, NewTopic, ScramMechanism, UserScramCredentialUpsertion
+    from kafka.admin import KafkaAdminClient, ScramMechanism, UserScramCredentialUpsertion
 
     bootstrap = sasl_broker.listener_bootstrap(protocol)
     auth = {"security_protocol": protocol, "sasl_mechanism": mechanism}
@@ -161,32 +144,14 @@ def test_kafka_python(sasl_broker, mechanism, protocol):
         {"mechanism": ScramMechanism.SCRAM_SHA_512, "iterations": 8192}]}
     assert described["nobody"]["error"] == "Attempt to describe a user credential that does not exist"
     admin.close()
-    auth.update(sasl_plain_username="bob", sasl_plain_password="bob-pw")
-    topic = _topic("kp")
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap, **auth)
-    admin.create_topics([NewTopic(topic, 2, 1)])
-    admin.close()
-    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", **auth)
-    for i in range(N):
-        producer.send(topic, f"v{i}".encode(), key=str(i).encode())
-    producer.flush(30)
-    producer.close()
-    consumer = KafkaConsumer(topic, bootstrap_servers=bootstrap, group_id="g-" + topic,
-                             auto_offset_reset="earliest", consumer_timeout_ms=20000, **auth)
-    got = []
-    for m in consumer:
-        got.append(m.value)
-        if len(got) == N:
-            break
-    consumer.commit()
-    consumer.close()
-    assert sorted(got) == sorted(f"v{i}".encode() for i in range(N))
+    got = kafka_python_roundtrip(bootstrap, _topic("kp"), n=N, sasl_plain_username="bob",
+                                 sasl_plain_password="bob-pw", **auth)
+    assert sorted(got) == sorted(values(N))
 
 
 @pytest.mark.parametrize("protocol", PROTOCOLS)
 @pytest.mark.parametrize("mechanism", MECHANISMS)
 def test_aiokafka(sasl_broker, mechanism, protocol):
-    from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
     from aiokafka.admin import AIOKafkaAdminClient, NewTopic
     from aiokafka.helpers import create_ssl_context
 
@@ -194,38 +159,21 @@ def test_aiokafka(sasl_broker, mechanism, protocol):
     bootstrap = sasl_broker.listener_bootstrap(protocol)
     auth = {"security_protocol": protocol, "sasl_mechanism": mechanism,
             "sasl_plain_username": "carol", "sasl_plain_password": "carol-pw"}
+    if protocol == "SASL_SSL":  # (a factory: one context per client)
+        auth["ssl_context"] = lambda: create_ssl_context(cafile=str(sasl_broker.pki["ca"].ca_file))
     topic = _topic("aio")
 
     async def main():
-        if protocol == "SASL_SSL":  # (made inside the loop: one context per client)
-            auth["ssl_context"] = create_ssl_context(cafile=str(sasl_broker.pki["ca"].ca_file))
-        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, **auth)
+        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap,
+                                    **{k: v() if k == "ssl_context" else v for k, v in auth.items()})
         await admin.start()
-        await admin.create_topics([NewTopic(topic, 2, 1)])
-        await admin.close()
-        producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", **auth)
-        await producer.start()
-        for i in range(N):
-            await producer.send(topic, f"v{i}".encode(), key=str(i).encode())
-        await producer.flush()
-        await producer.stop()
-        consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, group_id="g-" + topic,
-                                    auto_offset_reset="earliest", **auth)
-        await consumer.start()
-        got = []
         try:
-            async with asyncio.timeout(60):
-                async for m in consumer:
-                    got.append(m.value)
-                    if len(got) == N:
-                        break
-            await consumer.commit()
+            await admin.create_topics([NewTopic(topic, 2, 1)])
         finally:
-            await consumer.stop()
-        return got
+            await admin.close()
+        return await aiokafka_roundtrip(bootstrap, topic, n=N, **auth)
 
-    got = asyncio.run(main())
-    assert sorted(got) == sorted(f"v{i}".encode() for i in range(N))
+    assert sorted(asyncio.run(main())) == sorted(values(N))
 
 
 # -- refusals ------------------------------------------------------------------------------------
