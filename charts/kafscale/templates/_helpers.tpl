@@ -102,3 +102,13 @@ app.kubernetes.io/component: {{ index . 1 }}
 {{- define "kafscale.tlsSecretName" -}}
 {{- .Values.tls.existingSecret | default (printf "%s-tls" (include "kafscale.fullname" .)) }}
 {{- end }}
+
+{{/* The Secret holding the SASL admin user's password (sasl). */}}
+{{- define "kafscale.saslSecretName" -}}
+{{- .Values.sasl.existingSecret | default (printf "%s-sasl" (include "kafscale.fullname" .)) -}}
+{{- end }}
+
+{{/* Whether any listener uses SASL. */}}
+{{- define "kafscale.saslOn" -}}
+{{- if or .Values.sasl.plaintext (and .Values.tls.enabled (eq .Values.tls.protocol "SASL_SSL")) }}true{{ end -}}
+{{- end }}
