@@ -9,6 +9,8 @@ error name.
 
 from __future__ import annotations
 
+import ssl
+
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -87,13 +89,14 @@ class Client:
     """Connections to a cluster, opened on demand and reused; ``close()`` closes them."""
 
     def __init__(self, bootstrap: str, *, connect_timeout: float = 5.0, timeout: float = 30.0,
-                 sasl: SaslLogin | None = None) -> None:
+                 sasl: SaslLogin | None = None, tls: ssl.SSLContext | None = None) -> None:
         self.bootstrap = [parse_address(a) for a in bootstrap.split(",") if a.strip()]
         if not self.bootstrap:
             raise ClientError("no bootstrap server given")
         self.connect_timeout = connect_timeout
         self.timeout = timeout
         self.sasl = sasl
+        self.tls = tls
         self.brokers: dict[int, BrokerInfo] = {}
         self.cluster_id: str | None = None
         self.controller_id = -1
@@ -136,7 +139,8 @@ class Client:
     def _open(self, key: Any, host: str, port: int) -> Connection:
         conn = self._conns.get(key)
         if conn is None:
-            conn = Connection(host, port, connect_timeout=self.connect_timeout, timeout=self.timeout, sasl=self.sasl)
+            conn = Connection(host, port, connect_timeout=self.connect_timeout, timeout=self.timeout, sasl=self.sasl,
+                              tls=self.tls)
             self._conns[key] = conn
         return conn
 

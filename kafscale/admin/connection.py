@@ -8,6 +8,7 @@ then goes out at the highest version both sides support (the client's ceiling is
 from __future__ import annotations
 
 import socket
+import ssl
 import struct
 from dataclasses import dataclass, field
 from typing import Any
@@ -96,12 +97,19 @@ class Connection:
     """One TCP connection to one broker. ``request(req)`` sends and waits for the answer."""
 
     def __init__(self, host: str, port: int, *, connect_timeout: float = 5.0, timeout: float = 30.0,
-                 sasl: SaslLogin | None = None) -> None:
+                 sasl: SaslLogin | None = None, tls: ssl.SSLContext | None = None) -> None:
         self.address = f"{host}:{port}"
         try:
             self.sock = socket.create_connection((host, port), timeout=connect_timeout)
         except OSError as exc:
             raise BrokerUnreachable(f"cannot connect to {self.address}: {_reason(exc)}") from None
+        if tls is not None:  # (SSL and SASL_SSL listeners)
+            try:
+                self.sock = tls.wrap_socket(self.sock, server_hostname=host)
+            except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError
+                self.sock.close()
+                reason = getattr(exc, "reason", None) or getattr(exc, "verify_message", None) or exc
+                raise BrokerUnreachable(f"TLS with {self.address} failed: {reason}") from None
         self.sock.settimeout(timeout)
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.correlation = 0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import ssl
 
 from kafscale.admin import Client
 from kafscale.admin.connection import SaslLogin
@@ -32,6 +33,15 @@ def connection_options() -> argparse.ArgumentParser:
                         help="the SASL user [KAFSCALE_SASL_USERNAME]")
     common.add_argument("--sasl-password-file", default=argparse.SUPPRESS, metavar="FILE",
                         help="a file holding the SASL password (else KAFSCALE_SASL_PASSWORD)")
+    common.add_argument("--tls", action="store_true", default=argparse.SUPPRESS,
+                        help="connect with TLS (SSL and SASL_SSL listeners), trusting the system's CAs "
+                             "[KAFSCALE_CLIENT_TLS=true]")
+    common.add_argument("--tls-ca-file", default=argparse.SUPPRESS, metavar="FILE",
+                        help="CA certificates (PEM) to trust instead; implies --tls [KAFSCALE_CLIENT_TLS_CA_FILE]")
+    common.add_argument("--tls-cert-file", default=argparse.SUPPRESS, metavar="FILE",
+                        help="client certificate (PEM) for mTLS; implies --tls [KAFSCALE_CLIENT_TLS_CERT_FILE]")
+    common.add_argument("--tls-key-file", default=argparse.SUPPRESS, metavar="FILE",
+                        help="the client certificate's key (PEM) [KAFSCALE_CLIENT_TLS_KEY_FILE]")
     return common
 
 
@@ -71,10 +81,35 @@ def read_secret_file(path: str, option: str) -> str:
     return text
 
 
+def _setting(args: argparse.Namespace, name: str, variable: str) -> str:
+    return getattr(args, name, None) or os.environ.get(variable, "")
+
+
+def tls_context(args: argparse.Namespace) -> ssl.SSLContext | None:
+    """The TLS context of the options (or KAFSCALE_CLIENT_TLS* variables); None: plaintext."""
+    ca = _setting(args, "tls_ca_file", "KAFSCALE_CLIENT_TLS_CA_FILE")
+    cert = _setting(args, "tls_cert_file", "KAFSCALE_CLIENT_TLS_CERT_FILE")
+    key = _setting(args, "tls_key_file", "KAFSCALE_CLIENT_TLS_KEY_FILE")
+    wanted = getattr(args, "tls", False) or os.environ.get("KAFSCALE_CLIENT_TLS", "").lower() in ("1", "true", "yes")
+    if not (wanted or ca or cert or key):
+        return None
+    if bool(cert) != bool(key):
+        raise UsageError("--tls-cert-file and --tls-key-file go together")
+    try:
+        context = ssl.create_default_context(cafile=ca or None)
+        context.minimum_version = ssl.TLSVersion.TLSv1_2
+        if cert:
+            context.load_cert_chain(cert, key)
+    except (OSError, ssl.SSLError) as exc:
+        raise UsageError(f"TLS files: {getattr(exc, 'strerror', None) or exc}") from None
+    return context
+
+
 def client(args: argparse.Namespace) -> Client:
     bootstrap = (getattr(args, "bootstrap_server", None) or os.environ.get("KAFSCALE_BOOTSTRAP_SERVER")
                  or DEFAULT_BOOTSTRAP)
-    return Client(bootstrap, connect_timeout=getattr(args, "connect_timeout", 5.0), sasl=sasl_login(args))
+    return Client(bootstrap, connect_timeout=getattr(args, "connect_timeout", 5.0), sasl=sasl_login(args),
+                  tls=tls_context(args))
 
 
 def key_value(text: str) -> tuple[str, str]:

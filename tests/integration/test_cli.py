@@ -338,3 +338,34 @@ def test_serve_names_the_port_in_use(stack, tmp_path):
                      timeout=30)
     one_line_error(r, 2, f"kafscale: --broker-port (KAFSCALE_BROKER_PORT): cannot listen on 127.0.0.1:{port}",
                    "in use")
+
+
+def test_the_cli_over_sasl_ssl_and_mtls(broker_factory, tmp_path):
+    """--tls-ca-file (SASL_SSL, with SASL) and --tls-cert-file/--tls-key-file (mTLS)."""
+    from support.certs import Pki
+    from support.procs import free_port
+
+    ca = Pki(tmp_path / "pki")
+    server = ca.issue("server", "kafscale-cli-test", server=True)
+    client = ca.issue("client", "ops", org="acme")
+    password_file = tmp_path / "pw"
+    password_file.write_text("admin-pw\n")
+    b = broker_factory(options={
+        "listeners": f"SASL_SSL://127.0.0.1:{free_port()},SSL://127.0.0.1:{free_port()}",
+        "tls_cert_file": server.cert, "tls_key_file": server.key, "tls_ca_file": ca.ca_file,
+        "tls_client_auth": "requested", "sasl_admin_user": "admin", "sasl_admin_password": "admin-pw",
+        "super_users": "User:admin"})
+    sasl = ["--tls-ca-file", str(ca.ca_file), "--sasl-mechanism", "SCRAM-SHA-512", "--sasl-username", "admin",
+            "--sasl-password-file", str(password_file)]
+    topic = _name("tls")
+    ok("topics", "create", topic, "-p", "2", *sasl, bootstrap=b.listener_bootstrap("SASL_SSL"))
+    users = as_json("users", "list", *sasl, bootstrap=b.listener_bootstrap("SASL_SSL"))
+    assert "admin" in json.dumps(users)
+    mtls = ["--tls-ca-file", str(ca.ca_file), "--tls-cert-file", str(client.cert), "--tls-key-file", str(client.key)]
+    listed = as_json("topics", "list", *mtls, bootstrap=b.listener_bootstrap("SSL"))
+    assert topic in json.dumps(listed)
+    # Without the CA the server's certificate is not trusted: one line, exit 1.
+    one_line_error(kafscale("topics", "list", "--tls", bootstrap=b.listener_bootstrap("SSL")), 1, "TLS", "failed")
+    # Plaintext to a TLS port: refused, not hung.
+    r = kafscale("topics", "list", "--connect-timeout", "3", bootstrap=b.listener_bootstrap("SSL"), timeout=60)
+    assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr
