@@ -53,7 +53,8 @@ _PORTS_FILE = "localstack-ports.json"
 _GRPC_OFFSET = 10000  # SeaweedFS dials some gRPC ports as http port + 10000; keep to it.
 _STOP_GRACE_S = 10.0
 
-__all__ = ["LocalStack", "LocalStackError", "TlsFiles", "free_port", "find_binary", "missing_binaries", "preexec_die_with_parent"]
+__all__ = ["LocalStack", "LocalStackError", "TlsFiles", "free_port", "find_binary", "missing_binaries",
+           "preexec_die_with_parent"]
 
 
 class LocalStackError(RuntimeError):

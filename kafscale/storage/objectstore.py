@@ -36,8 +36,10 @@ def credential_chain(timeout: float) -> Provider:
     then IAM (web identity / container / instance metadata) with a short timeout so a
     broker off AWS fails in seconds, not minutes."""
     http = urllib3.PoolManager(timeout=urllib3.Timeout(connect=min(timeout, 2.0), read=timeout),
-                               retries=urllib3.Retry(total=2, backoff_factor=0.2, status_forcelist=(500, 502, 503, 504)))
-    return ChainedProvider([EnvAWSProvider(), EnvMinioProvider(), AWSConfigProvider(), IamAwsProvider(http_client=http)])
+                               retries=urllib3.Retry(total=2, backoff_factor=0.2,
+                                                     status_forcelist=(500, 502, 503, 504)))
+    return ChainedProvider([EnvAWSProvider(), EnvMinioProvider(), AWSConfigProvider(),
+                            IamAwsProvider(http_client=http)])
 
 
 class S3ObjectStore(ObjectStore):

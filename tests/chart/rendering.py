@@ -44,6 +44,9 @@ EXTERNAL_S3 = {
     "secretKeys": {"accessKey": "AWS_ACCESS_KEY_ID", "secretKey": "AWS_SECRET_ACCESS_KEY"},
 }
 EXTERNAL_ETCD = {"external": True, "endpoints": ["etcd-a.meta:2379", "etcd-b.meta:2379", "etcd-c.meta:2379"]}
+# What a secured external etcd needs besides (EVERYTHING_ON turns etcd TLS and auth on):
+# the brokers' client certificate and the password, from Secrets of your own.
+EXTERNAL_ETCD_SECRETS = {"tls": {"clientSecret": "etcd-client-certs"}, "auth": {"existingSecret": "etcd-password"}}
 
 # The storage/metadata combinations the chart supports.
 COMBINATIONS: dict[str, dict[str, Any]] = {
@@ -79,8 +82,10 @@ EVERYTHING_ON: dict[str, Any] = {
                     "annotations": {"cert-manager.io/cluster-issuer": "letsencrypt"},
                     "tls": [{"secretName": "kafscale-console-tls", "hosts": ["kafscale.streaming.example"]}]},
     },
-    "etcd": {"replicas": 3, "persistence": {"storageClass": "fast", "size": "5Gi"}},
-    "minio": {"persistence": {"storageClass": "standard", "size": "100Gi"}},
+    "etcd": {"replicas": 3, "persistence": {"storageClass": "fast", "size": "5Gi"},
+             "tls": {"enabled": True}, "auth": {"enabled": True}},
+    "minio": {"persistence": {"storageClass": "standard", "size": "100Gi"}, "tls": {"enabled": True}},
+    "serviceAccount": {"annotations": {"eks.amazonaws.com/role-arn": "arn:aws:iam::123456789012:role/kafscale"}},
     "imagePullSecrets": [{"name": "registry-credentials"}],
 }
 

@@ -14,7 +14,7 @@ import pytest
 from kafscale.config import OPTIONS
 
 from .rendering import (
-    CHART_DIR, COMBINATIONS, EVERYTHING_ON, EXTERNAL_ETCD, EXTERNAL_S3, FULLNAME, KUBE_VERSIONS,
+    CHART_DIR, COMBINATIONS, EVERYTHING_ON, EXTERNAL_ETCD, EXTERNAL_ETCD_SECRETS, EXTERNAL_S3, FULLNAME, KUBE_VERSIONS,
     NAMESPACE, chart, helm, kubernetes_validate, merge, render, validate, yaml,
 )
 
@@ -24,7 +24,8 @@ HEADLESS = f"{FULLNAME}-headless"
 SVC = f"{NAMESPACE}.svc.cluster.local"
 
 ALL_CASES = {**COMBINATIONS, "everything-on": EVERYTHING_ON,
-             "everything-on+external-both": merge(EVERYTHING_ON, COMBINATIONS["external-both"])}
+             "everything-on+external-both": merge(EVERYTHING_ON, COMBINATIONS["external-both"],
+                                                  {"etcd": EXTERNAL_ETCD_SECRETS})}
 
 
 # ---- lint, render, validate

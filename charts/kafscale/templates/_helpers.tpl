@@ -59,7 +59,7 @@ app.kubernetes.io/component: {{ index . 1 }}
 {{- if .Values.s3.external }}
 {{- required "s3.external is true: set s3.endpoint to the URL of your S3 service (e.g. http://minio.storage:9000)" .Values.s3.endpoint }}
 {{- else }}
-{{- printf "http://%s.%s.svc.%s:9000" (include "kafscale.minioName" .) .Release.Namespace .Values.clusterDomain }}
+{{- printf "%s://%s.%s.svc.%s:9000" (ternary "https" "http" .Values.minio.tls.enabled) (include "kafscale.minioName" .) .Release.Namespace .Values.clusterDomain }}
 {{- end }}
 {{- end }}
 
@@ -73,7 +73,7 @@ app.kubernetes.io/component: {{ index . 1 }}
 {{- else }}
 {{- $eps := list }}
 {{- range $i := until (int .Values.etcd.replicas) }}
-{{- $eps = append $eps (printf "%s-%d.%s.%s.svc.%s:2379" (include "kafscale.etcdName" $) $i (include "kafscale.etcdHeadless" $) $.Release.Namespace $.Values.clusterDomain) }}
+{{- $eps = append $eps (printf "%s%s-%d.%s.%s.svc.%s:2379" (ternary "https://" "" $.Values.etcd.tls.enabled) (include "kafscale.etcdName" $) $i (include "kafscale.etcdHeadless" $) $.Release.Namespace $.Values.clusterDomain) }}
 {{- end }}
 {{- join "," $eps }}
 {{- end }}
@@ -84,7 +84,7 @@ app.kubernetes.io/component: {{ index . 1 }}
 {{- $members := list }}
 {{- range $i := until (int .Values.etcd.replicas) }}
 {{- $name := printf "%s-%d" (include "kafscale.etcdName" $) $i }}
-{{- $members = append $members (printf "%s=http://%s.%s.%s.svc.%s:2380" $name $name (include "kafscale.etcdHeadless" $) $.Release.Namespace $.Values.clusterDomain) }}
+{{- $members = append $members (printf "%s=%s://%s.%s.%s.svc.%s:2380" $name (ternary "https" "http" $.Values.etcd.tls.enabled) $name (include "kafscale.etcdHeadless" $) $.Release.Namespace $.Values.clusterDomain) }}
 {{- end }}
 {{- join "," $members }}
 {{- end }}
@@ -111,4 +111,30 @@ app.kubernetes.io/component: {{ index . 1 }}
 {{/* Whether any listener uses SASL. */}}
 {{- define "kafscale.saslOn" -}}
 {{- if or .Values.sasl.plaintext (and .Values.tls.enabled (eq .Values.tls.protocol "SASL_SSL")) }}true{{ end -}}
+{{- end }}
+
+{{/* The brokers' ServiceAccount. */}}
+{{- define "kafscale.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create }}{{ .Values.serviceAccount.name | default (include "kafscale.fullname" .) }}{{ else }}{{ .Values.serviceAccount.name | default "default" }}{{ end }}
+{{- end }}
+
+{{/* Secrets of the secured etcd and MinIO (docs/security.md, "etcd and S3"). */}}
+{{- define "kafscale.etcdTlsSecretName" -}}
+{{- .Values.etcd.tls.existingSecret | default (printf "%s-etcd-tls" (include "kafscale.fullname" .)) }}
+{{- end }}
+{{- define "kafscale.etcdClientTlsSecretName" -}}
+{{- .Values.etcd.tls.clientSecret | default (printf "%s-etcd-client-tls" (include "kafscale.fullname" .)) }}
+{{- end }}
+{{- define "kafscale.etcdAuthSecretName" -}}
+{{- .Values.etcd.auth.existingSecret | default (printf "%s-etcd-auth" (include "kafscale.fullname" .)) }}
+{{- end }}
+{{- define "kafscale.minioTlsSecretName" -}}
+{{- .Values.minio.tls.existingSecret | default (printf "%s-minio-tls" (include "kafscale.fullname" .)) }}
+{{- end }}
+{{/* The Secret and key of the CA the brokers check S3's certificate against; empty: the system's. */}}
+{{- define "kafscale.s3CaSecret" -}}
+{{- if and (not .Values.s3.external) .Values.minio.tls.enabled }}{{ include "kafscale.minioTlsSecretName" . }}{{ else if .Values.s3.external }}{{ .Values.s3.caSecret }}{{ end }}
+{{- end }}
+{{- define "kafscale.s3CaSecretKey" -}}
+{{- if .Values.s3.external }}{{ .Values.s3.caSecretKey }}{{ else }}ca.crt{{ end }}
 {{- end }}
