@@ -23,7 +23,7 @@ from pathlib import Path
 # The APIs Kafscale serves. Both the request and the response of each are generated,
 # for all of their valid versions.
 API_KEYS = (0, 1, 2, 3, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23,
-            29, 30, 31, 32, 33, 35, 36, 37, 42, 43, 44, 45, 46, 47, 50, 51, 60, 61)
+            29, 30, 31, 32, 33, 34, 35, 36, 37, 42, 43, 44, 45, 46, 47, 50, 51, 60, 61)
 
 # ApiVersions responses always use response header v0 so that a client can read the
 # error code even when it asked for a version the broker does not speak.

@@ -5385,6 +5385,200 @@ class AlterConfigsResponse(Message):
             self.resource_name = resource_name
 
 
+class AlterReplicaLogDirsRequest(Message):
+    """AlterReplicaLogDirsRequest (key 34), versions 0-2; flexible from v2."""
+
+    __slots__ = ('dirs',)
+    FIELDS = (
+        ('dirs', '[]AlterReplicaLogDir', (0, 32767), None, None),
+    )
+
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is not self.__class__:
+            return NotImplemented
+        return (
+            self.dirs == other.dirs
+        )
+
+    def __init__(
+        self,
+        *,
+        dirs: list[AlterReplicaLogDirsRequest.AlterReplicaLogDir] = _DEFAULT,
+    ) -> None:
+        self.dirs = [] if dirs is _DEFAULT else dirs
+
+    API_KEY = 34
+    VALID_VERSIONS = (0, 2)
+    FLEXIBLE_VERSION = 2
+
+    def encode(self, version: int) -> bytes:
+        _check_version(self, version)
+        out = bytearray()
+        _w_AlterReplicaLogDirsRequest(out, self, version)
+        return bytes(out)
+
+    def encode_into(self, out: bytearray, version: int) -> None:
+        _check_version(self, version)
+        _w_AlterReplicaLogDirsRequest(out, self, version)
+
+    @classmethod
+    def decode(cls, buf: Buffer, version: int) -> AlterReplicaLogDirsRequest:
+        return _decode_message(cls, _r_AlterReplicaLogDirsRequest, buf, version)[0]
+
+    @classmethod
+    def decode_from(cls, reader: Reader, version: int) -> AlterReplicaLogDirsRequest:
+        """Decode one message at reader.pos and advance it; bytes after it are left unread."""
+        obj, reader.pos = _decode_message(cls, _r_AlterReplicaLogDirsRequest, reader.buf, version, reader.pos, False)
+        return obj
+
+    class AlterReplicaLogDir(Message):
+        __slots__ = ('path', 'topics')
+        FIELDS = (
+            ('path', 'string', (0, 32767), None, None),
+            ('topics', '[]AlterReplicaLogDirTopic', (0, 32767), None, None),
+        )
+
+        def __eq__(self, other: object) -> bool:
+            if other.__class__ is not self.__class__:
+                return NotImplemented
+            return (
+                self.path == other.path
+                and self.topics == other.topics
+            )
+
+        def __init__(
+            self,
+            *,
+            path: str = '',
+            topics: list[AlterReplicaLogDirsRequest.AlterReplicaLogDirTopic] = _DEFAULT,
+        ) -> None:
+            self.path = path
+            self.topics = [] if topics is _DEFAULT else topics
+
+    class AlterReplicaLogDirTopic(Message):
+        __slots__ = ('name', 'partitions')
+        FIELDS = (
+            ('name', 'string', (0, 32767), None, None),
+            ('partitions', '[]int32', (0, 32767), None, None),
+        )
+
+        def __eq__(self, other: object) -> bool:
+            if other.__class__ is not self.__class__:
+                return NotImplemented
+            return (
+                self.name == other.name
+                and self.partitions == other.partitions
+            )
+
+        def __init__(
+            self,
+            *,
+            name: str = '',
+            partitions: list[int] = _DEFAULT,
+        ) -> None:
+            self.name = name
+            self.partitions = [] if partitions is _DEFAULT else partitions
+
+
+class AlterReplicaLogDirsResponse(Message):
+    """AlterReplicaLogDirsResponse (key 34), versions 0-2; flexible from v2."""
+
+    __slots__ = ('throttle_time_ms', 'results')
+    FIELDS = (
+        ('throttle_time_ms', 'int32', (0, 32767), None, None),
+        ('results', '[]AlterReplicaLogDirTopicResult', (0, 32767), None, None),
+    )
+
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is not self.__class__:
+            return NotImplemented
+        return (
+            self.throttle_time_ms == other.throttle_time_ms
+            and self.results == other.results
+        )
+
+    def __init__(
+        self,
+        *,
+        throttle_time_ms: int = 0,
+        results: list[AlterReplicaLogDirsResponse.AlterReplicaLogDirTopicResult] = _DEFAULT,
+    ) -> None:
+        self.throttle_time_ms = throttle_time_ms
+        self.results = [] if results is _DEFAULT else results
+
+    API_KEY = 34
+    VALID_VERSIONS = (0, 2)
+    FLEXIBLE_VERSION = 2
+
+    def encode(self, version: int) -> bytes:
+        _check_version(self, version)
+        out = bytearray()
+        _w_AlterReplicaLogDirsResponse(out, self, version)
+        return bytes(out)
+
+    def encode_into(self, out: bytearray, version: int) -> None:
+        _check_version(self, version)
+        _w_AlterReplicaLogDirsResponse(out, self, version)
+
+    @classmethod
+    def decode(cls, buf: Buffer, version: int) -> AlterReplicaLogDirsResponse:
+        return _decode_message(cls, _r_AlterReplicaLogDirsResponse, buf, version)[0]
+
+    @classmethod
+    def decode_from(cls, reader: Reader, version: int) -> AlterReplicaLogDirsResponse:
+        """Decode one message at reader.pos and advance it; bytes after it are left unread."""
+        obj, reader.pos = _decode_message(cls, _r_AlterReplicaLogDirsResponse, reader.buf, version, reader.pos, False)
+        return obj
+
+    class AlterReplicaLogDirTopicResult(Message):
+        __slots__ = ('topic_name', 'partitions')
+        FIELDS = (
+            ('topic_name', 'string', (0, 32767), None, None),
+            ('partitions', '[]AlterReplicaLogDirPartitionResult', (0, 32767), None, None),
+        )
+
+        def __eq__(self, other: object) -> bool:
+            if other.__class__ is not self.__class__:
+                return NotImplemented
+            return (
+                self.topic_name == other.topic_name
+                and self.partitions == other.partitions
+            )
+
+        def __init__(
+            self,
+            *,
+            topic_name: str = '',
+            partitions: list[AlterReplicaLogDirsResponse.AlterReplicaLogDirPartitionResult] = _DEFAULT,
+        ) -> None:
+            self.topic_name = topic_name
+            self.partitions = [] if partitions is _DEFAULT else partitions
+
+    class AlterReplicaLogDirPartitionResult(Message):
+        __slots__ = ('partition_index', 'error_code')
+        FIELDS = (
+            ('partition_index', 'int32', (0, 32767), None, None),
+            ('error_code', 'int16', (0, 32767), None, None),
+        )
+
+        def __eq__(self, other: object) -> bool:
+            if other.__class__ is not self.__class__:
+                return NotImplemented
+            return (
+                self.partition_index == other.partition_index
+                and self.error_code == other.error_code
+            )
+
+        def __init__(
+            self,
+            *,
+            partition_index: int = 0,
+            error_code: int = 0,
+        ) -> None:
+            self.partition_index = partition_index
+            self.error_code = error_code
+
+
 class DescribeLogDirsRequest(Message):
     """DescribeLogDirsRequest (key 35), versions 0-4; flexible from v2."""
 
@@ -7864,6 +8058,12 @@ _C_AlterConfigsRequest_AlterConfigsResource = AlterConfigsRequest.AlterConfigsRe
 _C_AlterConfigsRequest_AlterableConfig = AlterConfigsRequest.AlterableConfig
 _C_AlterConfigsResponse = AlterConfigsResponse
 _C_AlterConfigsResponse_AlterConfigsResourceResponse = AlterConfigsResponse.AlterConfigsResourceResponse
+_C_AlterReplicaLogDirsRequest = AlterReplicaLogDirsRequest
+_C_AlterReplicaLogDirsRequest_AlterReplicaLogDir = AlterReplicaLogDirsRequest.AlterReplicaLogDir
+_C_AlterReplicaLogDirsRequest_AlterReplicaLogDirTopic = AlterReplicaLogDirsRequest.AlterReplicaLogDirTopic
+_C_AlterReplicaLogDirsResponse = AlterReplicaLogDirsResponse
+_C_AlterReplicaLogDirsResponse_AlterReplicaLogDirTopicResult = AlterReplicaLogDirsResponse.AlterReplicaLogDirTopicResult
+_C_AlterReplicaLogDirsResponse_AlterReplicaLogDirPartitionResult = AlterReplicaLogDirsResponse.AlterReplicaLogDirPartitionResult
 _C_DescribeLogDirsRequest = DescribeLogDirsRequest
 _C_DescribeLogDirsRequest_DescribableLogDirTopic = DescribeLogDirsRequest.DescribableLogDirTopic
 _C_DescribeLogDirsResponse = DescribeLogDirsResponse
@@ -13274,6 +13474,196 @@ def _w_AlterConfigsResponse_AlterConfigsResourceResponse(out, self, version):
         out.append(0)
 
 
+def _r_AlterReplicaLogDirsRequest(buf, pos, version):
+    self = _new(_C_AlterReplicaLogDirsRequest)
+    if version <= 1:
+        n1, pos = _read_count(buf, pos)
+    else:
+        n1, pos = _read_compact_count(buf, pos)
+    a2 = []
+    for _ in range(n1):
+        e, pos = _r_AlterReplicaLogDirsRequest_AlterReplicaLogDir(buf, pos, version)
+        a2.append(e)
+    self.dirs = a2
+    if version >= 2:
+        if buf[pos] == 0:
+            pos += 1
+        else:
+            pos = _skip_tagged_fields(buf, pos)
+    return self, pos
+
+
+def _w_AlterReplicaLogDirsRequest(out, self, version):
+    if version <= 1:
+        _write_count(out, len(self.dirs))
+    else:
+        _write_compact_count(out, len(self.dirs))
+    for e in self.dirs:
+        _w_AlterReplicaLogDirsRequest_AlterReplicaLogDir(out, e, version)
+    if version >= 2:
+        out.append(0)
+
+
+def _r_AlterReplicaLogDirsRequest_AlterReplicaLogDir(buf, pos, version):
+    self = _new(_C_AlterReplicaLogDirsRequest_AlterReplicaLogDir)
+    if version <= 1:
+        self.path, pos = _read_string(buf, pos)
+    else:
+        self.path, pos = _read_compact_string(buf, pos)
+    if version <= 1:
+        n1, pos = _read_count(buf, pos)
+    else:
+        n1, pos = _read_compact_count(buf, pos)
+    a2 = []
+    for _ in range(n1):
+        e, pos = _r_AlterReplicaLogDirsRequest_AlterReplicaLogDirTopic(buf, pos, version)
+        a2.append(e)
+    self.topics = a2
+    if version >= 2:
+        if buf[pos] == 0:
+            pos += 1
+        else:
+            pos = _skip_tagged_fields(buf, pos)
+    return self, pos
+
+
+def _w_AlterReplicaLogDirsRequest_AlterReplicaLogDir(out, self, version):
+    if version <= 1:
+        _write_string(out, self.path)
+    else:
+        _write_compact_string(out, self.path)
+    if version <= 1:
+        _write_count(out, len(self.topics))
+    else:
+        _write_compact_count(out, len(self.topics))
+    for e in self.topics:
+        _w_AlterReplicaLogDirsRequest_AlterReplicaLogDirTopic(out, e, version)
+    if version >= 2:
+        out.append(0)
+
+
+def _r_AlterReplicaLogDirsRequest_AlterReplicaLogDirTopic(buf, pos, version):
+    self = _new(_C_AlterReplicaLogDirsRequest_AlterReplicaLogDirTopic)
+    if version <= 1:
+        self.name, pos = _read_string(buf, pos)
+    else:
+        self.name, pos = _read_compact_string(buf, pos)
+    if version <= 1:
+        n1, pos = _read_count(buf, pos)
+    else:
+        n1, pos = _read_compact_count(buf, pos)
+    self.partitions, pos = _read_fixed_array(buf, pos, n1, 'i', 4)
+    if version >= 2:
+        if buf[pos] == 0:
+            pos += 1
+        else:
+            pos = _skip_tagged_fields(buf, pos)
+    return self, pos
+
+
+def _w_AlterReplicaLogDirsRequest_AlterReplicaLogDirTopic(out, self, version):
+    if version <= 1:
+        _write_string(out, self.name)
+    else:
+        _write_compact_string(out, self.name)
+    if version <= 1:
+        _write_count(out, len(self.partitions))
+    else:
+        _write_compact_count(out, len(self.partitions))
+    _write_fixed_array(out, self.partitions, 'i')
+    if version >= 2:
+        out.append(0)
+
+
+def _r_AlterReplicaLogDirsResponse(buf, pos, version):
+    self = _new(_C_AlterReplicaLogDirsResponse)
+    self.throttle_time_ms = _S_i.unpack_from(buf, pos)[0]
+    pos += 4
+    if version <= 1:
+        n1, pos = _read_count(buf, pos)
+    else:
+        n1, pos = _read_compact_count(buf, pos)
+    a2 = []
+    for _ in range(n1):
+        e, pos = _r_AlterReplicaLogDirsResponse_AlterReplicaLogDirTopicResult(buf, pos, version)
+        a2.append(e)
+    self.results = a2
+    if version >= 2:
+        if buf[pos] == 0:
+            pos += 1
+        else:
+            pos = _skip_tagged_fields(buf, pos)
+    return self, pos
+
+
+def _w_AlterReplicaLogDirsResponse(out, self, version):
+    out += _S_i.pack(self.throttle_time_ms)
+    if version <= 1:
+        _write_count(out, len(self.results))
+    else:
+        _write_compact_count(out, len(self.results))
+    for e in self.results:
+        _w_AlterReplicaLogDirsResponse_AlterReplicaLogDirTopicResult(out, e, version)
+    if version >= 2:
+        out.append(0)
+
+
+def _r_AlterReplicaLogDirsResponse_AlterReplicaLogDirTopicResult(buf, pos, version):
+    self = _new(_C_AlterReplicaLogDirsResponse_AlterReplicaLogDirTopicResult)
+    if version <= 1:
+        self.topic_name, pos = _read_string(buf, pos)
+    else:
+        self.topic_name, pos = _read_compact_string(buf, pos)
+    if version <= 1:
+        n1, pos = _read_count(buf, pos)
+    else:
+        n1, pos = _read_compact_count(buf, pos)
+    a2 = []
+    for _ in range(n1):
+        e, pos = _r_AlterReplicaLogDirsResponse_AlterReplicaLogDirPartitionResult(buf, pos, version)
+        a2.append(e)
+    self.partitions = a2
+    if version >= 2:
+        if buf[pos] == 0:
+            pos += 1
+        else:
+            pos = _skip_tagged_fields(buf, pos)
+    return self, pos
+
+
+def _w_AlterReplicaLogDirsResponse_AlterReplicaLogDirTopicResult(out, self, version):
+    if version <= 1:
+        _write_string(out, self.topic_name)
+    else:
+        _write_compact_string(out, self.topic_name)
+    if version <= 1:
+        _write_count(out, len(self.partitions))
+    else:
+        _write_compact_count(out, len(self.partitions))
+    for e in self.partitions:
+        _w_AlterReplicaLogDirsResponse_AlterReplicaLogDirPartitionResult(out, e, version)
+    if version >= 2:
+        out.append(0)
+
+
+def _r_AlterReplicaLogDirsResponse_AlterReplicaLogDirPartitionResult(buf, pos, version):
+    self = _new(_C_AlterReplicaLogDirsResponse_AlterReplicaLogDirPartitionResult)
+    self.partition_index, self.error_code = _S_ih.unpack_from(buf, pos)
+    pos += 6
+    if version >= 2:
+        if buf[pos] == 0:
+            pos += 1
+        else:
+            pos = _skip_tagged_fields(buf, pos)
+    return self, pos
+
+
+def _w_AlterReplicaLogDirsResponse_AlterReplicaLogDirPartitionResult(out, self, version):
+    out += _S_ih.pack(self.partition_index, self.error_code)
+    if version >= 2:
+        out.append(0)
+
+
 def _r_DescribeLogDirsRequest(buf, pos, version):
     self = _new(_C_DescribeLogDirsRequest)
     if version <= 1:
@@ -15040,6 +15430,7 @@ REQUESTS: dict[int, type[Message]] = {
     31: DeleteAclsRequest,
     32: DescribeConfigsRequest,
     33: AlterConfigsRequest,
+    34: AlterReplicaLogDirsRequest,
     35: DescribeLogDirsRequest,
     36: SaslAuthenticateRequest,
     37: CreatePartitionsRequest,
@@ -15081,6 +15472,7 @@ RESPONSES: dict[int, type[Message]] = {
     31: DeleteAclsResponse,
     32: DescribeConfigsResponse,
     33: AlterConfigsResponse,
+    34: AlterReplicaLogDirsResponse,
     35: DescribeLogDirsResponse,
     36: SaslAuthenticateResponse,
     37: CreatePartitionsResponse,
@@ -15123,6 +15515,7 @@ _REQUEST_FLEXIBLE: dict[int, int | None] = {
     31: 2,
     32: 4,
     33: 2,
+    34: 2,
     35: 2,
     36: 2,
     37: 2,
@@ -15164,6 +15557,7 @@ _RESPONSE_FLEXIBLE: dict[int, int | None] = {
     31: 2,
     32: 4,
     33: 2,
+    34: 2,
     35: 2,
     36: 2,
     37: 2,

@@ -252,3 +252,24 @@ def test_describe_producers_reports_the_idempotent_producer(broker):
                                           R.TopicRequest(name=topic, partition_indexes=[0, 3])]))
     assert [[p.error_code for p in t.partitions] for t in resp.topics] == [
         [UNKNOWN_TOPIC_OR_PARTITION], [0, UNKNOWN_TOPIC_OR_PARTITION]]
+
+
+def test_alter_replica_log_dirs_to_the_one_log_dir_is_a_no_op(broker):
+    from kafka import TopicPartitionReplica
+    from kafka.admin import KafkaAdminClient, NewTopic
+    from kafka.errors import NoError
+
+    topic = f"ard-{uuid.uuid4().hex[:6]}"
+    admin = KafkaAdminClient(bootstrap_servers=broker.bootstrap)
+    try:
+        admin.create_topics([NewTopic(topic, 2, 1)])
+        [log_dirs] = admin.describe_log_dirs()
+        target = log_dirs["log_dirs"][0]["log_dir"]
+        tpr = TopicPartitionReplica(topic, 0, log_dirs["broker"])
+        assert admin.alter_replica_log_dirs({tpr: target})[tpr] is NoError
+        elsewhere = admin.alter_replica_log_dirs({tpr: "/var/lib/kafka/data"})[tpr]
+        assert getattr(elsewhere, "errno", None) == 57, elsewhere  # LOG_DIR_NOT_FOUND
+        missing = TopicPartitionReplica(topic, 9, log_dirs["broker"])
+        assert getattr(admin.alter_replica_log_dirs({missing: target})[missing], "errno", None) == 3
+    finally:
+        admin.close()

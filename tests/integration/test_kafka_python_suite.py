@@ -18,7 +18,6 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 # test -> why it cannot pass against Kafscale
 EXPECTED_FAILURES = {
-    "test_alter_replica_log_dirs": "AlterReplicaLogDirs is not served: data is in S3, brokers have no log dirs to move",
     # Told the version kafka-python infers from our ApiVersions (3.9: the 4.0 marker is
     # ListOffsets v10), it expects advertised.listeners to be a DEFAULT_CONFIG, as its
     # fixture leaves it unset on brokers before 4.0; Kafscale reports it as Kafka 4 does,

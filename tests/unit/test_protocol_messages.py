@@ -128,7 +128,7 @@ PAIR_IDS = [f"{cls.__name__}-v{v}" for cls, v in ALL_PAIRS]
 
 
 def test_every_api_key_has_request_and_response():
-    expected = {0, 1, 2, 3, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 29, 30, 31, 32, 33, 35,
+    expected = {0, 1, 2, 3, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 29, 30, 31, 32, 33, 34, 35,
                 36, 37, 42, 43, 44, 45, 46, 47, 50, 51, 60, 61}
     assert set(messages.REQUESTS) == expected
     assert set(messages.RESPONSES) == expected

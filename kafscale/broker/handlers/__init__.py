@@ -3,6 +3,7 @@
 from kafscale.broker.handlers import (  # noqa: F401 - imported for registration
     alter_configs,
     alter_partition_reassignments,
+    alter_replica_log_dirs,
     alter_user_scram_credentials,
     api_versions,
     create_acls,
