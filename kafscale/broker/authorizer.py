@@ -16,6 +16,7 @@ from kafscale.config import Config
 from kafscale.errors import ErrorCode, KafkaError
 from kafscale.metadata.cluster import Cluster
 from kafscale.runtime import Runtime
+from kafscale.watching import PrefixFollower
 from kafscale.security.acls import Acl, AclFilter, AclIndex, Operation, ResourceType
 
 log = logging.getLogger(__name__)
@@ -29,34 +30,17 @@ class Authorizer:
         self.enabled = config.authorizer == "acls"
         self.index = AclIndex(super_users=self.super_users(), allow_if_no_acl=config.allow_everyone_if_no_acl_found)
         self.keys: dict[Acl, str] = {}  # binding -> its etcd key
-        self._task: Any = None
-        self._cancel: Any = None
+        self.follower = PrefixFollower(rt, cluster.store, cluster.keys.acls(), self.reload, "ACLs")
 
     def super_users(self) -> list[str]:
         return [p.strip() for p in self.config.super_users.split(";") if p.strip()]
 
     async def start(self) -> None:
-        if not self.enabled:
-            return
-        queue = self.rt.thread_queue()
-        self._cancel = await self.rt.run_in_thread(self.cluster.store.watch_prefix, self.cluster.keys.acls(),
-                                                   queue.put)
-        await self.reload()
-        self._task = await self.rt.spawn(self._watch, queue)
+        if self.enabled:
+            await self.follower.start()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            await self._task.cancel()
-        if self._cancel is not None:
-            await self.rt.run_in_thread(self._cancel)
-
-    async def _watch(self, queue) -> None:
-        while True:
-            await queue.get()
-            try:
-                await self.reload()
-            except Exception as exc:  # noqa: BLE001 - keep watching; the next event retries
-                log.warning("reading ACLs failed: %s", exc)
+        await self.follower.stop()
 
     async def reload(self) -> None:
         stored = await self.rt.run_in_thread(self.cluster.list_acls)

@@ -23,6 +23,7 @@ from kafscale.metadata.cluster import Cluster
 from kafscale.runtime import Runtime
 from kafscale.storage.engine import LogManager, validate_topic_name
 from kafscale.topic_configs import ConfigType, Value
+from kafscale.watching import PrefixFollower
 
 log = logging.getLogger(__name__)
 
@@ -39,30 +40,15 @@ class DynamicConfigs:
         self.logs = logs
         self.state = DynamicState()
         self.on_change: list[Callable[[], Any]] = []
-        self._task: Any = None
-        self._cancel: Any = None
+        self.follower = PrefixFollower(rt, cluster.store, cluster.keys.configs(), self.reload,
+                                       "dynamic broker configs")
         logs.topic_default = self.topic_default
 
     async def start(self) -> None:
-        queue = self.rt.thread_queue()
-        self._cancel = await self.rt.run_in_thread(self.cluster.store.watch_prefix, self.cluster.keys.configs(),
-                                                   queue.put)
-        await self.reload()
-        self._task = await self.rt.spawn(self._watch, queue)
+        await self.follower.start()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            await self._task.cancel()
-        if self._cancel is not None:
-            await self.rt.run_in_thread(self._cancel)
-
-    async def _watch(self, queue) -> None:
-        while True:
-            await queue.get()
-            try:
-                await self.reload()
-            except Exception as exc:  # noqa: BLE001 - keep watching; the next event retries
-                log.warning("reading dynamic broker configs failed: %s", exc)
+        await self.follower.stop()
 
     async def reload(self) -> None:
         stored = await self.rt.run_in_thread(self.cluster.dynamic_configs)

@@ -22,6 +22,7 @@ from typing import Any, Iterable
 
 import orjson
 
+from kafscale.watching import PrefixFollower
 from kafscale.errors import ErrorCode, KafkaError
 from kafscale.metadata.cluster import Cluster
 from kafscale.metadata.store import WatchEvent
@@ -87,39 +88,22 @@ class UserStore:
         self.rt = rt
         self.cluster = cluster
         self.users: dict[str, UserCredentials] = {}
-        self._cancel: Any = None
-        self._task: Any = None
+        # Events are applied as they come; the prefix is re-read when the watch was
+        # re-created (etcd restarted: events may be lost).
+        self.follower = PrefixFollower(rt, cluster.store, cluster.keys.users(), self._load, "SCRAM users",
+                                       on_events=self.apply)
 
     # -- following etcd ---------------------------------------------------------------------
 
     async def start(self) -> None:
-        queue = self.rt.thread_queue()
-        self._cancel = await self.rt.run_in_thread(self.cluster.store.watch_prefix, self.cluster.keys.users(),
-                                                   queue.put)
-        await self._load()
-        self._task = await self.rt.spawn(self._watch, queue)
+        await self.follower.start()
 
     async def _load(self) -> None:
         loaded = await self.rt.run_in_thread(self.cluster.list_users)
         self.users = {name: _decode(raw) for name, raw in loaded.items()}
 
     async def stop(self) -> None:
-        if self._task is not None:
-            await self._task.cancel()
-        if self._cancel is not None:
-            await self.rt.run_in_thread(self._cancel)
-
-    async def _watch(self, queue: Any) -> None:
-        while True:
-            events = await queue.get()
-            if events is not None:
-                self.apply(events)
-                continue
-            # None: the watch was re-created (etcd restarted); events may be lost, re-read.
-            try:
-                await self._load()
-            except Exception as exc:  # noqa: BLE001 - a crashed task would follow etcd no more
-                log.warning("reading SCRAM users failed: %s", exc)
+        await self.follower.stop()
 
     def apply(self, events: list[WatchEvent]) -> None:
         prefix = self.cluster.keys.users()
