@@ -150,6 +150,7 @@ class EtcdStore(MetadataStore):
         except grpc.RpcError as exc:
             if not _token_refused(exc):
                 raise
+            log.info("etcd refused the token (%s): authenticating again as %r", _describe(exc), self._user)
         self._authenticate(token)
         return fn(*args, **kwargs)
 

@@ -116,24 +116,47 @@ def test_mtls_etcd_and_https_s3(secured, pki, tmp_path):
         broker.terminate()
 
 
-def test_etcd_user_and_password_survives_an_etcd_restart(secured, auth_etcd, pki, tmp_path):
+def _etcdctl(stack: LocalStack, pki, *args: str, password: str = ROOT_PASSWORD, stdin: str = "") -> None:
+    subprocess.run([find_binary("etcdctl"), "--endpoints", stack.etcd_endpoints, "--cacert", str(pki["ca"].ca_file),
+                    "--user", f"root:{password}", *args], check=True, capture_output=True, timeout=30,
+                   input=stdin + "\n" if stdin else None, text=True)
+
+
+def test_etcd_user_and_password_survives_an_etcd_restart_and_a_rotation(secured, auth_etcd, pki, tmp_path):
     """The token dies with the etcd member (simple tokens live in its memory): the broker
-    authenticates again, its lease and watches carry on, produce works again."""
+    authenticates again, its lease and watches carry on, produce works again. A password
+    rotated as docs/security.md says (the file first, then etcd, which then refuses every
+    older token) is picked up from the file without a restart."""
     pw = tmp_path / "etcd-password"
     pw.write_text(ROOT_PASSWORD + "\n")
     broker = _broker(secured, tmp_path, **_tls_options(pki, client_cert=False),
                      etcd_endpoints=auth_etcd.etcd_endpoints, etcd_user="root",
                      etcd_password_file=str(pw)).start(timeout=30)
+    rotated = ROOT_PASSWORD + "-rotated"
     try:
         assert len(_roundtrip(broker.bootstrap)) == 50
         auth_etcd.stop_etcd()
         auth_etcd.start_etcd()
         wait_for(broker.is_ready, timeout=20, message="ready again after the etcd restart")
         assert len(_roundtrip(broker.bootstrap)) == 50
+        before_rotation = len(broker.log_text())
+        pw.write_text(rotated + "\n")
+        _etcdctl(auth_etcd, pki, "user", "passwd", "root", "--interactive=false", password=ROOT_PASSWORD,
+                 stdin=rotated)
+        assert len(_roundtrip(broker.bootstrap)) == 50
+        assert broker.is_ready()
         assert broker.terminate() == 0
         assert "Traceback" not in broker.log_text(), broker.log_tail()
+        log = broker.log_text()
+        assert "authentication" not in log, broker.log_tail()  # no refusal on the way
+        renewal = "etcd refused the token (UNAUTHENTICATED: etcdserver: invalid auth token): authenticating again"
+        assert renewal in log[:before_rotation]  # after the restart (tokens died with etcd)
+        assert renewal in log[before_rotation:]  # after the rotation (etcd voids the user's tokens)
     finally:
         broker.cleanup()
+        if pw.read_text().strip() == rotated:  # the module's etcd keeps ROOT_PASSWORD for the other tests
+            _etcdctl(auth_etcd, pki, "user", "passwd", "root", "--interactive=false", password=rotated,
+                     stdin=ROOT_PASSWORD)
 
 
 def _readyz(broker: BrokerProcess) -> tuple[int, str]:
