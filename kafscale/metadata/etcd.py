@@ -148,9 +148,12 @@ class EtcdStore(MetadataStore):
         try:
             return fn(*args, **kwargs)
         except grpc.RpcError as exc:
-            if not _token_refused(exc):
+            # Without a token (auth was off), a call after auth was turned on is refused for
+            # want of a user, or denied to the user etcd takes from the client certificate.
+            tokenless_denied = token == () and hasattr(exc, "code") and exc.code() == grpc.StatusCode.PERMISSION_DENIED
+            if not (_token_refused(exc) or tokenless_denied):
                 raise
-            log.info("etcd refused the token (%s): authenticating again as %r", _describe(exc), self._user)
+            log.info("etcd asks for a new token (%s): authenticating as %r", _describe(exc), self._user)
         self._authenticate(token)
         return fn(*args, **kwargs)
 
@@ -162,6 +165,15 @@ class EtcdStore(MetadataStore):
             try:
                 resp = self._client.authstub.Authenticate(request, self._timeout)
             except grpc.RpcError as exc:
+                if "authentication is not enabled" in (exc.details() or ""):
+                    # Not yet: the chart turns auth on in a post-install Job, after the
+                    # brokers are up. Go on without a token; once auth is on, etcd refuses
+                    # token-less calls ("user name is empty") and the broker authenticates.
+                    if self._client.metadata != ():
+                        log.warning("etcd auth is not enabled: going on without a token as if no "
+                                    "--etcd-user were given, until etcd asks for one")
+                    self._client.metadata = ()
+                    return
                 raise StoreUnavailable(f"etcd: authentication as {self._user!r} failed: {_describe(exc)}") from exc
             self._client.metadata = (("token", resp.token),)
             # Watch streams carry the token they opened with: new watches need a new stream.

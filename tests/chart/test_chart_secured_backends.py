@@ -226,6 +226,32 @@ def _write(directory: pathlib.Path, r: Rendered, secret: str) -> dict[str, str]:
     return out
 
 
+def _roundtrip(bootstrap: str, tag: str, n: int = 20) -> None:
+    from confluent_kafka import Consumer, Producer
+
+    from support.procs import wait_for
+
+    topic = f"chart-{tag}-" + uuid.uuid4().hex[:8]
+    p = Producer({"bootstrap.servers": bootstrap})
+    for i in range(n):
+        p.produce(topic, b"m%d" % i)
+    assert p.flush(30) == 0
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": topic, "auto.offset.reset": "earliest"})
+    c.subscribe([topic])
+    got: list[bytes] = []
+
+    def poll() -> bool:
+        m = c.poll(0.5)
+        if m is not None and not m.error():
+            got.append(m.value())
+        return len(got) >= n
+    try:
+        wait_for(poll, timeout=30, message=f"{n} records back")
+    finally:
+        c.close()
+    assert got == [b"m%d" % i for i in range(n)]
+
+
 def _run_job_script(r: Rendered, env: dict[str, str]) -> subprocess.CompletedProcess:
     """The auth Job's script, as the chart renders it into the ConfigMap, with the Job's env."""
     script = r.get("ConfigMap", f"{FULLNAME}-etcd-auth")["data"]["etcd-auth.py"]
@@ -236,8 +262,6 @@ def _run_job_script(r: Rendered, env: dict[str, str]) -> subprocess.CompletedPro
 
 
 def test_chart_certificates_password_and_auth_job_work_with_a_real_etcd_and_s3_and_broker(tmp_path):
-    from confluent_kafka import Consumer, Producer
-
     from support.procs import BrokerProcess, wait_for
 
     r = render(CASES["all-bundled"])
@@ -252,25 +276,13 @@ def test_chart_certificates_password_and_auth_job_work_with_a_real_etcd_and_s3_a
                                          client["tls.crt"], client["tls.key"]),
                        s3_tls=TlsFiles(minio["tls.crt"], minio["tls.key"], minio["ca.crt"]))
     with stack:
-        job_env = {"ETCD_ENDPOINTS": stack.etcd_endpoints, "ETCD_USER": "root",
-                   "ETCD_PASSWORD_FILE": str(password_file), "ETCD_CA_FILE": client["ca.crt"],
-                   "ETCD_CERT_FILE": client["tls.crt"], "ETCD_KEY_FILE": client["tls.key"], "ETCD_WAIT_S": "20"}
-        first = _run_job_script(r, job_env)
-        assert first.returncode == 0 and "auth turned on" in first.stdout, first.stderr
-        again = _run_job_script(r, job_env)  # post-upgrade: idempotent
-        assert again.returncode == 0 and "nothing to do" in again.stdout, again.stderr
-        wrong = tmp_path / "wrong"
-        wrong.write_text("not-the-password")
-        refused = _run_job_script(r, {**job_env, "ETCD_PASSWORD_FILE": str(wrong)})
-        assert refused.returncode == 1 and "does not authenticate" in refused.stderr
-
-        # The broker with the options the chart sets, the files where it mounts them
-        # (here: where they were written), against these servers.
+        # Install order: the brokers start while etcd has no auth yet (the Job is a
+        # post-install hook, which `helm install --wait` runs once they are ready).
         env = _env(r)
         paths = {"/etc/kafscale/etcd-tls/": tmp_path / "etcd-client", "/etc/kafscale/s3-ca/": tmp_path / "minio-tls",
                  "/etc/kafscale/etcd-auth/": tmp_path / "etcd-auth"}
 
-        def local(path: str) -> str:
+        def local(path: str) -> str:  # where the chart mounts a file -> where it was written here
             for prefix, directory in paths.items():
                 if path.startswith(prefix):
                     return str(directory / path.removeprefix(prefix))
@@ -280,25 +292,23 @@ def test_chart_certificates_password_and_auth_job_work_with_a_real_etcd_and_s3_a
         options["etcd_user"] = env["KAFSCALE_ETCD_USER"]
         broker = BrokerProcess(stack, tmp_path / "broker", options=options).start(timeout=40)
         try:
-            topic = "chart-" + uuid.uuid4().hex[:8]
-            p = Producer({"bootstrap.servers": broker.bootstrap})
-            for i in range(20):
-                p.produce(topic, b"m%d" % i)
-            assert p.flush(30) == 0
-            c = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": topic, "auto.offset.reset": "earliest"})
-            c.subscribe([topic])
-            got: list[bytes] = []
-
-            def poll() -> bool:
-                m = c.poll(0.5)
-                if m is not None and not m.error():
-                    got.append(m.value())
-                return len(got) >= 20
-            try:
-                wait_for(poll, timeout=30, message="20 records back")
-            finally:
-                c.close()
-            assert got == [b"m%d" % i for i in range(20)]
+            _roundtrip(broker.bootstrap, "before")
+            job_env = {"ETCD_ENDPOINTS": stack.etcd_endpoints, "ETCD_USER": "root",
+                       "ETCD_PASSWORD_FILE": str(password_file), "ETCD_CA_FILE": client["ca.crt"],
+                       "ETCD_CERT_FILE": client["tls.crt"], "ETCD_KEY_FILE": client["tls.key"], "ETCD_WAIT_S": "20"}
+            first = _run_job_script(r, job_env)
+            assert first.returncode == 0 and "auth turned on" in first.stdout, first.stderr
+            again = _run_job_script(r, job_env)  # post-upgrade: idempotent
+            assert again.returncode == 0 and "nothing to do" in again.stdout, again.stderr
+            wrong = tmp_path / "wrong"
+            wrong.write_text("not-the-password")
+            refused = _run_job_script(r, {**job_env, "ETCD_PASSWORD_FILE": str(wrong)})
+            assert refused.returncode == 1 and "does not authenticate" in refused.stderr
+            # With auth on, the broker authenticates with the chart's password and carries on.
+            _roundtrip(broker.bootstrap, "after")
+            wait_for(lambda: "authenticating as 'root'" in broker.log_text(), timeout=10,
+                     message="the broker authenticating once etcd asks")
+            assert broker.is_ready() and "Traceback" not in broker.log_text()
         finally:
             broker.terminate()
 

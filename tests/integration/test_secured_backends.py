@@ -149,7 +149,7 @@ def test_etcd_user_and_password_survives_an_etcd_restart_and_a_rotation(secured,
         assert "Traceback" not in broker.log_text(), broker.log_tail()
         log = broker.log_text()
         assert "authentication" not in log, broker.log_tail()  # no refusal on the way
-        renewal = "etcd refused the token (UNAUTHENTICATED: etcdserver: invalid auth token): authenticating again"
+        renewal = "etcd asks for a new token (UNAUTHENTICATED: etcdserver: invalid auth token): authenticating as"
         assert renewal in log[:before_rotation]  # after the restart (tokens died with etcd)
         assert renewal in log[before_rotation:]  # after the rotation (etcd voids the user's tokens)
     finally:
