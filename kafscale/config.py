@@ -499,18 +499,7 @@ def _validate_sasl(cfg: Config) -> None:
 
 def sasl_admin_password(cfg: Config) -> str:
     """The admin user's password: the option, or the file's text (one trailing newline dropped)."""
-    if cfg.sasl_admin_password_file:
-        try:
-            with open(cfg.sasl_admin_password_file, encoding="utf-8") as f:
-                text = f.read()
-        except OSError as exc:
-            raise ConfigError(f"{option_source('sasl_admin_password_file')}: {exc.strerror or exc}") from None
-        text = text[:-1] if text.endswith("\n") else text
-        text = text[:-1] if text.endswith("\r") else text
-        if not text:
-            raise ConfigError(f"{option_source('sasl_admin_password_file')}: the file is empty")
-        return text
-    return cfg.sasl_admin_password
+    return secret_option(cfg, "sasl_admin_password")
 
 
 def replace(cfg: Config, **changes: Any) -> Config:
