@@ -440,6 +440,10 @@ def _validate_backends(cfg: Config) -> None:
     if cfg.etcd_password and cfg.etcd_password_file:
         raise ConfigError(f"{option_source('etcd_password')} and {option_source('etcd_password_file')}: "
                           "give one of them")
+    secured = [n for n in ("etcd_ca_file", "etcd_cert_file", "etcd_user", "s3_ca_file") if getattr(cfg, n)]
+    if secured and cfg.local_default:
+        raise ConfigError(f"{option_source(secured[0])}: needs {option_source('etcd_endpoints')} and "
+                          f"{option_source('s3_endpoint')} (the local default's etcd and S3 server are plain)")
     schemes = {e.strip().partition("://")[0] for e in cfg.etcd_endpoints.split(",") if "://" in e}
     if "http" in schemes and (cfg.etcd_ca_file or cfg.etcd_cert_file):
         raise ConfigError(f"{option_source('etcd_endpoints')}: http:// endpoints with "

@@ -49,6 +49,11 @@ def test_bad_combinations_are_one_line_naming_flags_and_variables(tmp_path, pem,
     assert "pw" not in text.replace("password", "")  # a password is never echoed
 
 
+def test_secured_options_need_endpoints(tmp_path, pem):
+    with pytest.raises(ConfigError, match=r"^--etcd-ca-file \(KAFSCALE_ETCD_CA_FILE\): needs --etcd-endpoints"):
+        from_sources({}, {"KAFSCALE_ETCD_CA_FILE": pem})
+
+
 def test_good_combinations(tmp_path, pem):
     cfg = _config(tmp_path, KAFSCALE_ETCD_ENDPOINTS="https://etcd-0:2379,https://etcd-1:2379",
                   KAFSCALE_ETCD_CA_FILE=pem, KAFSCALE_ETCD_CERT_FILE=pem, KAFSCALE_ETCD_KEY_FILE=pem,
