@@ -163,8 +163,14 @@ class EtcdStore(MetadataStore):
                 return
             request = etcdrpc.AuthenticateRequest(name=self._user, password=self._password())
             try:
-                resp = self._client.authstub.Authenticate(request, self._timeout)
+                # A stub on the channel of a member not marked failed (the client's cached
+                # stub would stay on a dead member: only its own calls fail over).
+                resp = etcdrpc.AuthStub(self._client.channel).Authenticate(request, self._timeout)
             except grpc.RpcError as exc:
+                if exc.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
+                    self._client.endpoint_in_use.fail()  # the next try goes to another member
+                    self._last_failure = _describe(exc)
+                    raise StoreUnavailable(f"etcd: {self._last_failure}") from exc
                 if "authentication is not enabled" in (exc.details() or ""):
                     # Not yet: the chart turns auth on in a post-install Job, after the
                     # brokers are up. Go on without a token; once auth is on, etcd refuses
