@@ -35,10 +35,13 @@ RUN --mount=type=bind,from=build,source=/wheels,target=/wheels \
 USER 10001:10001
 WORKDIR /var/lib/kafscale
 # The root filesystem may be read-only (the chart makes it so): no bytecode writes.
+# gRPC's C core would print a non-JSON line per failed TLS handshake to etcd; the
+# broker's own log line says why already (docs/security.md, "etcd and S3").
 ENV KAFSCALE_LISTEN_HOST=0.0.0.0 \
     KAFSCALE_DATA_DIR=/var/lib/kafscale/data \
     PYTHONUNBUFFERED=1 \
-    PYTHONDONTWRITEBYTECODE=1
+    PYTHONDONTWRITEBYTECODE=1 \
+    GRPC_VERBOSITY=ERROR
 EXPOSE 9092 9093
 HEALTHCHECK --interval=10s --timeout=3s --start-period=10s \
     CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/healthz' % os.environ.get('KAFSCALE_METRICS_PORT', '9093'), timeout=3)"]
