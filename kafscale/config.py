@@ -426,8 +426,9 @@ def _validate_listeners(cfg: Config) -> None:
 
 
 def _validate_backends(cfg: Config) -> None:
-    """etcd's TLS and user, S3's CA: half-given pairs and missing files, one line each."""
-    for given, missing in (("etcd_cert_file", "etcd_key_file"), ("etcd_key_file", "etcd_cert_file")):
+    """etcd's TLS and user, S3's keys and CA: half-given pairs and missing files, one line each."""
+    for given, missing in (("etcd_cert_file", "etcd_key_file"), ("etcd_key_file", "etcd_cert_file"),
+                           ("s3_access_key", "s3_secret_key"), ("s3_secret_key", "s3_access_key")):
         if getattr(cfg, given) and not getattr(cfg, missing):
             raise ConfigError(f"{option_source(given)}: needs {option_source(missing)} too")
     password = cfg.etcd_password or cfg.etcd_password_file

@@ -26,6 +26,8 @@ def pem(tmp_path):
     ({"KAFSCALE_ETCD_CERT_FILE": "PEM"}, ["--etcd-cert-file (KAFSCALE_ETCD_CERT_FILE)",
                                            "--etcd-key-file (KAFSCALE_ETCD_KEY_FILE)"]),
     ({"KAFSCALE_ETCD_KEY_FILE": "PEM"}, ["--etcd-key-file (KAFSCALE_ETCD_KEY_FILE)", "--etcd-cert-file"]),
+    ({"KAFSCALE_S3_ACCESS_KEY": "AKIA"}, ["--s3-access-key (KAFSCALE_S3_ACCESS_KEY)",
+                                          "--s3-secret-key (KAFSCALE_S3_SECRET_KEY)"]),
     ({"KAFSCALE_ETCD_USER": "root"}, ["--etcd-user (KAFSCALE_ETCD_USER)", "--etcd-password (KAFSCALE_ETCD_PASSWORD)",
                                       "--etcd-password-file (KAFSCALE_ETCD_PASSWORD_FILE)"]),
     ({"KAFSCALE_ETCD_PASSWORD": "pw"}, ["--etcd-password (KAFSCALE_ETCD_PASSWORD)", "--etcd-user"]),
