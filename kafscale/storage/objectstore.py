@@ -38,8 +38,24 @@ def credential_chain(timeout: float) -> Provider:
     http = urllib3.PoolManager(timeout=urllib3.Timeout(connect=min(timeout, 2.0), read=timeout),
                                retries=urllib3.Retry(total=2, backoff_factor=0.2,
                                                      status_forcelist=(500, 502, 503, 504)))
-    return ChainedProvider([EnvAWSProvider(), EnvMinioProvider(), AWSConfigProvider(),
-                            IamAwsProvider(http_client=http)])
+    return _Explained(ChainedProvider([EnvAWSProvider(), EnvMinioProvider(), AWSConfigProvider(),
+                                       IamAwsProvider(http_client=http)]))
+
+
+class _Explained(Provider):
+    """The chain, failing with a line that says it is about credentials (the IAM link
+    otherwise fails with a bare connection error to a metadata address)."""
+
+    def __init__(self, chain: Provider) -> None:
+        self._chain = chain
+
+    def retrieve(self):
+        try:
+            return self._chain.retrieve()
+        except (ValueError, OSError, urllib3.exceptions.HTTPError) as exc:
+            cause = exc.reason if isinstance(exc, urllib3.exceptions.MaxRetryError) and exc.reason else exc
+            raise ValueError("no S3 keys given and none from the environment (AWS_*/MINIO_* variables, "
+                             f"~/.aws/credentials, IAM): {type(cause).__name__}: {cause}") from exc
 
 
 class S3ObjectStore(ObjectStore):

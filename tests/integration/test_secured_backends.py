@@ -62,8 +62,8 @@ def auth_etcd(tmp_path_factory, pki):
         stack.stop()
 
 
-def _broker(stack: LocalStack, tmp_path, **options) -> BrokerProcess:
-    return BrokerProcess(stack, tmp_path / "broker", options=options)
+def _broker(stack: LocalStack, tmp_path, env: dict | None = None, **options) -> BrokerProcess:
+    return BrokerProcess(stack, tmp_path / "broker", env=env, options=options)
 
 
 def _tls_options(pki, *, client_cert: bool = True, ca: str = "ca") -> dict:
@@ -159,6 +159,18 @@ def test_etcd_user_and_password_survives_an_etcd_restart_and_a_rotation(secured,
                      stdin=ROOT_PASSWORD)
 
 
+def test_no_static_s3_keys_take_credentials_from_the_environment(secured, pki, tmp_path):
+    """Without --s3-access-key/--s3-secret-key the broker asks minio's provider chain, as
+    workload identity needs; here its first link, the AWS_* variables."""
+    env = {"AWS_ACCESS_KEY_ID": secured.access_key, "AWS_SECRET_ACCESS_KEY": secured.secret_key}
+    broker = BrokerProcess(secured, tmp_path / "broker", env=env,
+                           options={**_tls_options(pki), "s3_access_key": "", "s3_secret_key": ""}).start(timeout=30)
+    try:
+        assert len(_roundtrip(broker.bootstrap, n=10)) == 10
+    finally:
+        broker.terminate()
+
+
 def _readyz(broker: BrokerProcess) -> tuple[int, str]:
     try:
         with urllib.request.urlopen(broker.readyz_url, timeout=3) as resp:
@@ -178,6 +190,9 @@ CASES = {
     "etcd-wrong-password": (dict(client_cert=False), "authentication failed, invalid user ID or password", "auth"),
     # S3's certificate is not signed by the CA the broker trusts
     "s3-wrong-ca": ({}, "CERTIFICATE_VERIFY_FAILED", "s3"),
+    # no static keys and nothing in the credential chain (its IAM link pointed at a closed
+    # port, so that the test does not depend on where it runs)
+    "s3-no-credentials": ({}, "no S3 keys given and none from the environment", "nokeys"),
 }
 
 
@@ -189,7 +204,11 @@ def test_refused_broker_stays_unready_and_says_why(case, secured, auth_etcd, pki
         options.update(etcd_endpoints=auth_etcd.etcd_endpoints, etcd_user="root", etcd_password="wrong")
     if kind == "s3":
         options["s3_ca_file"] = pki["other"].ca_file
-    broker = _broker(secured, tmp_path, **options).start(wait_ready=False)
+    env = None
+    if kind == "nokeys":
+        options.update(s3_access_key="", s3_secret_key="")
+        env = {"AWS_CONTAINER_CREDENTIALS_FULL_URI": "http://127.0.0.1:9/credentials"}
+    broker = _broker(secured, tmp_path, env=env, **options).start(wait_ready=False)
     try:
         status, body = wait_for(lambda: (r := _readyz(broker)) and reason in r[1] and r, timeout=20,
                                 message=f"/readyz naming {reason!r}")
