@@ -177,8 +177,14 @@ def test_group_consumers_share_partitions_and_stop_cleanly(broker_factory, tmp_p
              for out in outs]
     try:
         deadline = time.monotonic() + 30
+        described = None
         while time.monotonic() < deadline:
-            described = as_json("groups", "describe", group, bootstrap=b)
+            r = kafscale("groups", "describe", group, "-o", "json", bootstrap=b)
+            if r.returncode != 0:  # (not joined yet: the group does not exist)
+                assert "GROUP_ID_NOT_FOUND" in r.stderr, r.stderr
+                time.sleep(0.5)
+                continue
+            described = json.loads(r.stdout)
             assigned = [p for m in described["members"] for ps in m["assignment"].values() for p in ps]
             if described["state"] == "Stable" and len(described["members"]) == 2 and sorted(assigned) == [0, 1, 2, 3]:
                 break

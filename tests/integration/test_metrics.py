@@ -16,7 +16,7 @@ UNITS = ("_seconds", "_bytes", "_info", "_offset", "_records")
 COUNTED = ("_requests", "_errors", "_connections", "_connections_accepted", "_connections_idle_closed",
            "_partitions_owned", "_brokers", "_topics", "_hits", "_misses", "_puts", "_gets", "_commits",
            "_loads", "_compactions", "_compacted", "_flushed", "_deleted", "_collected", "_waits", "_writes",
-           "_committed", "_txns", "_ahead", "_along", "_up", "_ready")
+           "_committed", "_txns", "_ahead", "_along", "_up", "_ready", "_successes", "_failures")
 
 
 def scrape(broker) -> dict:
