@@ -45,7 +45,9 @@ def main() -> int:
     server = ca.issue("server", "kafscale-bench", server=True)
     options = {"listeners": f"PLAINTEXT://127.0.0.1:{free_port()},SASL_SSL://127.0.0.1:{free_port()}",
                "tls_cert_file": server.cert, "tls_key_file": server.key, "sasl_admin_user": USER,
-               "sasl_admin_password": PASSWORD, "super_users": f"User:{USER}"}
+               "sasl_admin_password": PASSWORD, "super_users": f"User:{USER}",
+               # As bench/run.py's scenarios 1-4: no compaction competing for the CPU.
+               "compaction_interval_ms": 3_600_000}
     broker = BrokerProcess(stack, tmp / "broker", 0, options=options)
     clients = {
         "PLAINTEXT": {},
