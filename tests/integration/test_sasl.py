@@ -24,7 +24,8 @@ import pytest
 from kafscale.protocol import headers, messages
 from support.certs import Pki
 from support.procs import free_port
-from support.roundtrip import aiokafka_roundtrip, confluent_roundtrip, kafka_python_roundtrip, values
+from support.roundtrip import (aiokafka_roundtrip, confluent_roundtrip, high_watermarks, kafka_python_roundtrip,
+                               values)
 from support.rawclient import RawClient
 
 pytestmark = pytest.mark.timeout(240)
@@ -84,21 +85,6 @@ def _create_user(broker, name: str, password: str, mechanisms=("SCRAM-SHA-256", 
                                         password.encode()) for m in mechanisms]
     for fut in admin.alter_user_scram_credentials(ups).values():
         fut.result(30)
-
-
-def _high_watermarks(broker, topic: str) -> list[int] | None:
-    """Per-partition high watermarks over the PLAINTEXT listener (None: no such topic)."""
-    from confluent_kafka import Consumer, TopicPartition
-
-    c = Consumer({"bootstrap.servers": broker.listener_bootstrap("PLAINTEXT"), "group.id": "hw-" + uuid.uuid4().hex[:6],
-                  "allow.auto.create.topics": False})
-    try:
-        md = c.list_topics(topic, timeout=10).topics.get(topic)
-        if md is None or md.error is not None:
-            return None
-        return [c.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in sorted(md.partitions)]
-    finally:
-        c.close()
 
 
 def _metric(broker, name: str, mechanism: str) -> float:
@@ -196,7 +182,8 @@ def test_wrong_password_and_unknown_user_are_refused_and_nothing_is_written(sasl
         admin = AdminClient({**_conf(sasl_broker, mechanism, user, password), "socket.timeout.ms": 3000})
         with pytest.raises(KafkaException):
             admin.list_topics(timeout=3)
-    assert _high_watermarks(sasl_broker, topic) is None  # nothing written, not even the topic
+    # Nothing written, not even the topic.
+    assert high_watermarks(sasl_broker.listener_bootstrap("PLAINTEXT"), topic) is None
     assert sasl_broker.running
     assert _metric(sasl_broker, "kafscale_sasl_authentication_failures_total", mechanism) >= before + 2
     log = sasl_broker.log_path.read_text()
@@ -322,7 +309,7 @@ def test_confluent_kafka_reauthenticates_when_sessions_are_short(broker_factory)
         p.flush(10)
         time.sleep(0.2)
     assert p.flush(30) == 0
-    assert sum(_high_watermarks(broker, topic) or [0]) == sent
+    assert sum(high_watermarks(broker.listener_bootstrap("PLAINTEXT"), topic) or [0]) == sent
     # One connection kept re-authenticating (bootstrap and broker connection: a few logins
     # at start, then one per 1.5 s session at least).
     assert _metric(broker, "kafscale_sasl_authentication_successes_total", "SCRAM-SHA-256") >= before + 4

@@ -21,7 +21,8 @@ from cryptography import x509
 
 from support.certs import Pki
 from support.procs import wait_for
-from support.roundtrip import aiokafka_roundtrip, confluent_roundtrip, kafka_python_roundtrip, values
+from support.roundtrip import (aiokafka_roundtrip, confluent_roundtrip, high_watermarks, kafka_python_roundtrip,
+                               values)
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -62,21 +63,6 @@ def _confluent_ssl(pki, client: str | None = "alice") -> dict:
     if client:
         conf.update({"ssl.certificate.location": str(pki[client].cert), "ssl.key.location": str(pki[client].key)})
     return conf
-
-
-def _high_watermarks(bootstrap: str, topic: str, conf: dict | None = None) -> list[int] | None:
-    """Per-partition high watermarks (None: no such topic); PLAINTEXT unless ``conf`` says."""
-    from confluent_kafka import Consumer, TopicPartition
-
-    c = Consumer({"bootstrap.servers": bootstrap, "group.id": "hw-" + uuid.uuid4().hex[:6],
-                  "allow.auto.create.topics": False, **(conf or {})})
-    try:
-        md = c.list_topics(topic, timeout=10).topics.get(topic)
-        if md is None or md.error is not None:
-            return None
-        return [c.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in sorted(md.partitions)]
-    finally:
-        c.close()
 
 
 # -- real clients over SSL with client certificates -----------------------------------------
@@ -162,7 +148,7 @@ def test_client_without_a_valid_certificate_is_refused(mtls_broker, pki, client)
     p.flush(10)
     assert errors and errors[0] is not None  # not delivered
     assert mtls_broker.running and mtls_broker.is_healthy()
-    assert _high_watermarks(mtls_broker.bootstrap, topic) is None  # nothing written, not even the topic
+    assert high_watermarks(mtls_broker.bootstrap, topic) is None  # nothing written, not even the topic
     assert "TLS handshake failed" in mtls_broker.log_text()
 
 
@@ -297,5 +283,5 @@ def test_mtls_principal_is_the_certificate_subject(broker_factory, pki):
     for conf in (as_bob, _confluent_ssl(pki, client=None)):  # User:O=acme,CN=bob; User:ANONYMOUS
         err = produce(conf)
         assert err is not None and err.code() == KafkaError.TOPIC_AUTHORIZATION_FAILED, err
-    assert sum(_high_watermarks(bootstrap, topic, _confluent_ssl(pki))) == 20  # nothing of theirs written
+    assert sum(high_watermarks(bootstrap, topic, _confluent_ssl(pki))) == 20  # nothing of theirs written
     assert b.is_healthy()

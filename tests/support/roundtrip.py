@@ -108,3 +108,21 @@ async def aiokafka_roundtrip(bootstrap: str, topic: str, n: int = 200, **client:
     finally:
         await consumer.stop()
     return got
+
+
+def high_watermarks(bootstrap: str, topic: str, conf: dict[str, Any] | None = None) -> list[int] | None:
+    """Per-partition high watermarks of ``topic`` (None: no such topic), with confluent-kafka;
+    ``conf`` adds client settings (security)."""
+    import uuid
+
+    from confluent_kafka import Consumer, TopicPartition
+
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": "hw-" + uuid.uuid4().hex[:6],
+                  "allow.auto.create.topics": False, **(conf or {})})
+    try:
+        md = c.list_topics(topic, timeout=10).topics.get(topic)
+        if md is None or md.error is not None:
+            return None
+        return [c.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in sorted(md.partitions)]
+    finally:
+        c.close()
