@@ -8,12 +8,15 @@ CPU and memory readings from /proc, and Prometheus counters scraped over HTTP.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pathlib
 import re
+import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import threading
 import time
 import urllib.request
@@ -21,6 +24,40 @@ import urllib.request
 from kafscale.localstack import free_port, preexec_die_with_parent
 
 _CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+# --------------------------------------------------------------------------- a local broker
+
+
+@contextlib.contextmanager
+def local_stack(prefix: str):
+    """(stack, directory): a temporary directory with a started LocalStack (etcd + S3)
+    in it; both are stopped and removed on exit, whatever happened."""
+    from kafscale.localstack import LocalStack
+
+    tmp = pathlib.Path(tempfile.mkdtemp(prefix=prefix))
+    stack = LocalStack(tmp / "stack")
+    try:
+        stack.start()
+        yield stack, tmp
+    finally:
+        stack.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def started_broker(stack, workdir: pathlib.Path, **kwargs):
+    """A started Kafscale broker (tests/support/procs.py's BrokerProcess, id 0, ``kwargs``
+    its options or extra arguments), stopped and cleaned up on exit."""
+    from tests.support.procs import BrokerProcess
+
+    broker = BrokerProcess(stack, workdir, 0, **kwargs)
+    try:
+        broker.start(timeout=60)
+        yield broker
+    finally:
+        broker.terminate(timeout=60)
+        broker.cleanup()
 
 
 # --------------------------------------------------------------------------- /proc

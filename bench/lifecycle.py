@@ -24,7 +24,6 @@ import pathlib
 import shutil
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from array import array
@@ -34,12 +33,10 @@ REPO = HERE.parent
 sys.path[:0] = [str(HERE), str(REPO)]
 
 from bench_load import MSG_BYTES, POOL, PRODUCER_TUNING, count_objects, percentiles  # noqa: E402
-from bench_procs import rss_bytes  # noqa: E402
+from bench_procs import local_stack, rss_bytes, started_broker  # noqa: E402
 from confluent_kafka import Producer  # noqa: E402
 from confluent_kafka.admin import AdminClient, NewTopic  # noqa: E402
 
-from kafscale.localstack import LocalStack  # noqa: E402
-from tests.support.procs import BrokerProcess  # noqa: E402
 
 
 class Load(threading.Thread):
@@ -105,15 +102,10 @@ def main() -> int:
     ap.add_argument("--out", default=None, help="write the rows as JSON here")
     args = ap.parse_args()
     etcdctl = shutil.which("etcdctl") or str(pathlib.Path(sys.executable).parent / "etcdctl")
-    tmp = pathlib.Path(tempfile.mkdtemp(prefix="kafscale-lifecycle-"))
-    stack = LocalStack(tmp / "stack")
-    stack.start()
-    broker = BrokerProcess(stack, tmp / "broker", 0, options=None,
-                           extra_args=["--orphan-grace-ms", str(args.grace_s * 1000),
-                                       "--log-retention-check-interval-ms", "30000"])
+    extra_args = ["--orphan-grace-ms", str(args.grace_s * 1000), "--log-retention-check-interval-ms", "30000"]
     rows = []
-    try:
-        broker.start(timeout=60)
+    with local_stack("kafscale-lifecycle-") as (stack, tmp), \
+            started_broker(stack, tmp / "broker", extra_args=extra_args) as broker:
         topic = "lifecycle"
         admin = AdminClient({"bootstrap.servers": broker.bootstrap})
         admin.create_topics([NewTopic(topic, args.partitions, 1,
@@ -145,11 +137,6 @@ def main() -> int:
                   flush=True)
         load.stop.set()
         load.join(120)
-    finally:
-        broker.terminate(timeout=60)
-        broker.cleanup()
-        stack.stop()
-        shutil.rmtree(tmp, ignore_errors=True)
     if args.out:
         pathlib.Path(args.out).write_text(json.dumps({"args": vars(args), "rows": rows}, indent=1))
     return 0

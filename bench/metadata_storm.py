@@ -14,11 +14,9 @@ from __future__ import annotations
 
 import argparse
 import pathlib
-import shutil
 import socket
 import struct
 import sys
-import tempfile
 import threading
 import time
 from array import array
@@ -28,11 +26,10 @@ REPO = HERE.parent
 sys.path[:0] = [str(HERE), str(REPO)]
 
 from bench_load import POOL, percentiles  # noqa: E402
+from bench_procs import local_stack, started_broker  # noqa: E402
 from confluent_kafka import Producer  # noqa: E402
 
-from kafscale.localstack import LocalStack  # noqa: E402
 from kafscale.protocol import headers, messages  # noqa: E402
-from tests.support.procs import BrokerProcess  # noqa: E402
 from tests.support.rawclient import RawClient, create_topic_request  # noqa: E402
 
 ALL = messages.MetadataRequest(topics=None, allow_auto_topic_creation=False)
@@ -84,12 +81,7 @@ def main() -> int:
     ap.add_argument("--topics", type=int, default=120)
     ap.add_argument("--requests", type=int, nargs="+", default=[200, 1000])
     args = ap.parse_args()
-    tmp = pathlib.Path(tempfile.mkdtemp(prefix="kafscale-storm-"))
-    stack = LocalStack(tmp / "stack")
-    stack.start()
-    broker = BrokerProcess(stack, tmp / "broker", 0)
-    try:
-        broker.start(timeout=60)
+    with local_stack("kafscale-storm-") as (stack, tmp), started_broker(stack, tmp / "broker") as broker:
         with RawClient(broker.bootstrap) as c:
             for i in range(args.topics):
                 c.request(19, 5, create_topic_request(f"storm-{i:03d}", 4))
@@ -120,11 +112,6 @@ def main() -> int:
             steady.take()
         steady.stop.set()
         steady.join(60)
-    finally:
-        broker.terminate(timeout=60)
-        broker.cleanup()
-        stack.stop()
-        shutil.rmtree(tmp, ignore_errors=True)
     return 0
 
 
