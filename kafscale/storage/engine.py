@@ -185,6 +185,8 @@ class LogManager:
                 del self.logs[(name, p)]
             else:
                 plog.topic = rec  # (partitions added, or its config changed)
+        for name in self.topics.keys() - topics.keys():  # (deleted here or on another broker)
+            self.metrics.forget_topic(name)
         self.topics = topics
         self.topics_by_id = {t.id_bytes: t for t in topics.values()}
         live = {t.id for t in topics.values()}
@@ -284,7 +286,6 @@ class LogManager:
         topics.pop(name, None)
         self._set_topics(topics)
         self.cache.discard_prefix(f"{self.config.s3_namespace}/{name}/")
-        self.metrics.forget_topic(name)
         await self._deletions_wake.set()
         log.info("deleted topic %s", name, extra={"topic": name})
         return rec

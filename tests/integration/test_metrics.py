@@ -127,3 +127,28 @@ def test_every_family_has_help_and_a_unit_and_errors_are_counted_by_api_and_name
                  "python_gc_collections", "python_info"):
         assert name in families, name
     assert not any("api_key" in s.labels for f in families.values() for s in f.samples)
+
+
+def test_a_topic_deleted_through_another_broker_leaves_no_series_behind(broker_factory):
+    """Per-topic series are forgotten by every broker when the topic goes (else they would
+    pile up with topic churn)."""
+    from confluent_kafka import Producer
+    from confluent_kafka.admin import AdminClient
+
+    a, b = broker_factory(), broker_factory()
+    topic = f"gone-{uuid.uuid4().hex[:6]}"
+    create_topic(a.bootstrap, topic, partitions=2)
+    p = Producer({"bootstrap.servers": a.bootstrap, "acks": "all"})
+    for i in range(20):
+        p.produce(topic, b"x", partition=i % 2)
+    assert p.flush(30) == 0
+
+    def series(broker) -> int:
+        samples = scrape(broker)["kafscale_topic_produced_bytes"].samples
+        return sum(1 for s in samples if s.labels.get("topic") == topic)
+
+    wait_for(lambda: series(a) + series(b) == 2, timeout=10, message="a series per owner")
+    assert series(a) == 1 and series(b) == 1  # each owns one partition
+    admin = AdminClient({"bootstrap.servers": b.bootstrap})  # (kept until the answer)
+    admin.delete_topics([topic])[topic].result(20)
+    wait_for(lambda: series(a) == 0 and series(b) == 0, timeout=10, message="the series gone on both brokers")
