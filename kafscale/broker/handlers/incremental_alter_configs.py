@@ -20,9 +20,7 @@ R = IncrementalAlterConfigsResponse
 
 @handles(ApiKey.INCREMENTAL_ALTER_CONFIGS, versions=(0, 1))
 async def incremental_alter_configs(ctx, req: IncrementalAlterConfigsRequest) -> IncrementalAlterConfigsResponse:
-    return R(responses=[R.AlterConfigsResourceResponse(
-        error_code=code, error_message=message, resource_type=r.resource_type, resource_name=r.resource_name)
-        for r, (code, message) in zip(req.resources, await alter_each(ctx, req, _ops))])
+    return await alter_each(R, ctx, req, _ops)
 
 
 def _ops(ctx, resource):
