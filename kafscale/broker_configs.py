@@ -203,6 +203,11 @@ def _chain(entry: BrokerConfig, static: Config, state: DynamicState, broker_id: 
     return out
 
 
+def effective_text(entry: BrokerConfig, static: Config, state: DynamicState, broker_id: int) -> str | None:
+    """The value broker config ``entry`` has on broker ``broker_id`` now, as text."""
+    return _chain(entry, static, state, broker_id)[0][1]
+
+
 def dynamic_text(state: DynamicState, broker_id: int, name: str) -> str | None:
     """The run-time value of broker config ``name`` on broker ``broker_id`` (None: not set)."""
     mine = state.brokers.get(broker_id, {})

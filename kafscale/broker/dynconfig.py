@@ -152,5 +152,4 @@ class DynamicConfigs:
         entry = CONFIGS.get(name)
         if entry is None:
             return None
-        described = {d.name: d for d in broker_configs.describe_broker(self.static, self.state, self.broker_id)}
-        return entry.type, described[name].value or ""
+        return entry.type, broker_configs.effective_text(entry, self.static, self.state, self.broker_id) or ""

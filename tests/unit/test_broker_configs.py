@@ -120,3 +120,13 @@ def test_listeners_are_reported_from_the_host_and_port_options():
     assert broker["listeners"].value == "PLAINTEXT://0.0.0.0:9092"
     assert broker["listeners"].read_only and broker["listeners"].source is S.STATIC_BROKER_CONFIG
     assert _by_name(bc.describe_broker(Config(), DynamicState(), 0))["listeners"].source is S.DEFAULT_CONFIG
+
+
+def test_effective_text_is_the_top_of_the_chain():
+    entry = bc.CONFIGS["log.cleanup.policy"]
+    assert bc.effective_text(entry, Config(), DynamicState(), 0) == "delete"
+    state = DynamicState(cluster={"log.cleanup.policy": "compact"}, brokers={1: {"log.cleanup.policy": "delete,compact"}})
+    assert bc.effective_text(entry, Config(), state, 0) == "compact"
+    assert bc.effective_text(entry, Config(), state, 1) == "delete,compact"
+    static = Config(log_retention_ms=5, explicit=frozenset({"log_retention_ms"}))
+    assert bc.effective_text(bc.CONFIGS["log.retention.ms"], static, DynamicState(), 0) == "5"
