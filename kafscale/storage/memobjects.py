@@ -1,6 +1,6 @@
 """An in-process ObjectStore, for unit tests of single modules: a dict of immutable
-objects, with switches to make calls fail the way S3 does (every call, or the next N
-PUTs) and a gate that holds PUTs (they run on threads)."""
+objects, with switches to make calls fail the way S3 does (every call, the next N PUTs,
+or the PUT of given bytes) and a gate that holds PUTs (they run on threads)."""
 
 from __future__ import annotations
 
@@ -17,6 +17,9 @@ class MemoryObjectStore(ObjectStore):
         self.modified_ms: dict[str, int] = {}
         self.fail = False  # every call fails (S3 is down)
         self.fail_next = 0  # this many PUTs fail, then they succeed again
+        # The next PUT whose data holds these bytes fails (which flush carries a record does
+        # not depend on the order PUT threads start in, unlike fail_next).
+        self.fail_containing: bytes | None = None
         self.puts = 0
         self.gets = 0
         self.gate = threading.Event()  # PUTs wait until it is set
@@ -31,6 +34,8 @@ class MemoryObjectStore(ObjectStore):
         with self._lock:  # (which PUT fails is decided in call order, before the gate)
             dropped = self.fail_next > 0
             self.fail_next -= dropped
+            if self.fail_containing is not None and self.fail_containing in bytes(data):
+                dropped, self.fail_containing = True, None
         self.gate.wait(30)
         with self._lock:
             if dropped:

@@ -456,7 +456,9 @@ def test_a_failed_flush_fails_the_flushes_behind_it_and_leaves_no_gap(env):
     async def main():
         mgr, plog = await _owned(env)
         objects.gate.clear()
-        objects.fail_next = 1  # the first flush's PUT fails; later ones were taken behind it
+        # The first flush's PUT (the one carrying the first record) fails; later ones were
+        # taken behind it. (Not fail_next: three PUT threads race to be called first.)
+        objects.fail_containing = b"f0-0-0"
         staged = []
         for i in range(8):
             staged += await _stage_all(mgr, "t", [0], n=1, tag=f"f{i}-")
