@@ -226,7 +226,7 @@ class LogManager:
         """The partition's committed high watermark, wherever it is owned (None: unknown
         here yet); kept current by the partition watch."""
         plog = self.logs.get((topic, partition))
-        if plog is not None:
+        if plog is not None and not plog.frozen:
             return plog.hw
         return self._hws.get((topic, partition), 0 if topic in self.topics else None)
 
@@ -380,8 +380,7 @@ class LogManager:
         topic = self._topic_partition(name, partition)
         key = (name, partition)
         plog = self.logs.get(key)
-        if plog is None or (plog.was_owner and not plog.owned and not plog.flushing):
-            # (an ex-owner's view is frozen at its last commit: read through a fresh one)
+        if plog is None or plog.frozen:  # (read through a fresh view)
             fresh = PartitionLog(self, topic, partition)
             await fresh.load()
             current = self.logs.get(key)
@@ -551,9 +550,9 @@ class LogManager:
                             if plog is not None and not plog.was_owner:
                                 plog.leader, plog.leader_raw = leader, ev.value
                         elif what == "state":
-                            if plog is not None:
+                            if plog is not None and not plog.frozen:
                                 moved |= plog.apply_state(ev.value)
-                            elif ev.value:
+                            elif ev.value:  # (high_watermark's answer where no live view is)
                                 self._hws[key] = PartitionState.decode(ev.value).hw
                         elif what == "start" and plog is not None:
                             moved |= plog.apply_start(ev.value)

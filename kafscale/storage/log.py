@@ -108,6 +108,11 @@ class PartitionLog:
         """A flush carrying appends of this partition is under way."""
         return self._in_flight > 0
 
+    @property
+    def frozen(self) -> bool:
+        """An ex-owner's view: frozen at its last commit (it takes no more etcd events)."""
+        return self.was_owner and not self.owned and not self.flushing
+
     def __repr__(self) -> str:
         return f"PartitionLog({self.name}-{self.partition}, hw={self.hw}, epoch={self.epoch})"
 

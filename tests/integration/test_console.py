@@ -150,6 +150,26 @@ def test_two_brokers_each_show_the_whole_cluster(broker_factory):
         assert api(broker.metrics_port, f"/api/topics?q={TOPIC}")["topics"][0]["high_watermark"] == 30
 
 
+def test_a_broker_that_handed_partitions_over_shows_their_new_high_watermarks(broker_factory):
+    """The first broker owns every partition, then hands some over to a second one; what is
+    produced to those afterwards shows in the first broker's console too (its own view of
+    them was frozen at the hand-over)."""
+    a = broker_factory(0, options=OPTIONS)
+    create_topic(a.bootstrap, TOPIC, partitions=3)
+    wait_for(lambda: {p["owner"] for p in api(a.metrics_port, f"/api/topics/{TOPIC}")["partition_list"]} == {0},
+             timeout=20, message="broker 0 owns every partition")
+    b = broker_factory(1, options=OPTIONS)
+
+    def owners() -> set[int]:
+        return {p["owner"] for p in api(a.metrics_port, f"/api/topics/{TOPIC}")["partition_list"]}
+    wait_for(lambda: owners() == {0, 1}, timeout=30, message="some partitions handed over to broker 1")
+    produce(b.bootstrap)
+    want = [PER_PARTITION[p] for p in range(3)]
+    for broker in (a, b):
+        wait_for(lambda: [p["high_watermark"] for p in api(broker.metrics_port, f"/api/topics/{TOPIC}")[
+            "partition_list"]] == want, timeout=20, message=f"broker {broker.broker_id} sees every high watermark")
+
+
 def test_errors_methods_and_escaping(cluster_with_lag):
     port = cluster_with_lag.metrics_port
     assert get(port, "/api/topics/no-such-topic")[0] == 404
