@@ -23,6 +23,7 @@ import pytest
 
 from support.procs import wait_for
 from support.rawclient import RawClient
+from support.roundtrip import kafka_python_metadata
 
 from kafscale.protocol import messages as m
 from tests.integration.test_clients import create_topic
@@ -94,6 +95,9 @@ elif lib == "kafka-python":
             out(assigned=sorted(p.partition for p in assigned), event="assign", n=len(assigned),
                 member=c._coordinator._generation.member_id)
     c.subscribe([topic], listener=L())
+    # metadata before the first poll (support.roundtrip.kafka_python_metadata says why)
+    while not c.partitions_for_topic(topic):
+        time.sleep(0.05)
     out(started=True)
     while not stop:
         got = []
@@ -427,6 +431,7 @@ def test_committed_offsets_survive_restart_and_consumers_resume(broker_factory):
     # kafka-python: consume some, commit with metadata strings (manual commit)
     kc = KafkaConsumer(topic, bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False,
                        auto_offset_reset="earliest", session_timeout_ms=SESSION_MS)
+    kafka_python_metadata(kc, topic)
     seen: dict[int, int] = {}
     deadline = time.monotonic() + 30
     while len(seen) < 3 and time.monotonic() < deadline:

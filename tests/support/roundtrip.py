@@ -13,11 +13,31 @@ import asyncio
 import time
 from typing import Any
 
-__all__ = ["values", "kafka_python_roundtrip", "confluent_roundtrip", "aiokafka_roundtrip"]
+__all__ = ["values", "kafka_python_metadata", "kafka_python_roundtrip", "confluent_roundtrip",
+           "aiokafka_roundtrip"]
 
 
 def values(n: int) -> list[bytes]:
     return [b"v%d" % i for i in range(n)]
+
+
+def kafka_python_metadata(consumer: Any, *topics: str, timeout: float = 20.0) -> None:
+    """Wait until a subscribed kafka-python consumer holds the topics' partitions in its
+    metadata; call it before the consumer's first poll.
+
+    kafka-python 3.0.12's group leader loses the assignment of a rebalance it starts
+    itself on a metadata change when a poll times out during that rebalance's SyncGroup:
+    its join loop stops on ``need_rejoin()`` turning false (set by its own assignment)
+    with the join still in flight, so the SyncGroup answer is never applied and the
+    member holds nothing until its session times out. A consumer that polls before its
+    first metadata answer assigns nothing, then rebalances when the metadata comes in,
+    which is that case; waiting for the metadata first keeps tests out of it.
+    """
+    deadline = time.monotonic() + timeout
+    while not all(consumer.partitions_for_topic(t) for t in topics):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"no metadata for {topics} after {timeout:.0f}s")
+        time.sleep(0.05)
 
 
 def kafka_python_roundtrip(bootstrap: str, topic: str, n: int = 200, partitions: int = 2,
@@ -38,6 +58,7 @@ def kafka_python_roundtrip(bootstrap: str, topic: str, n: int = 200, partitions:
     producer.close()
     consumer = KafkaConsumer(topic, bootstrap_servers=bootstrap, group_id="g-" + topic,
                              auto_offset_reset="earliest", consumer_timeout_ms=20_000, **client)
+    kafka_python_metadata(consumer, topic)
     got = []
     for m in consumer:
         got.append(m.value)
