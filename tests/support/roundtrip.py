@@ -13,6 +13,8 @@ import asyncio
 import time
 from typing import Any
 
+from support.procs import wait_for
+
 __all__ = ["values", "kafka_python_metadata", "kafka_python_roundtrip", "confluent_roundtrip",
            "aiokafka_roundtrip"]
 
@@ -33,11 +35,8 @@ def kafka_python_metadata(consumer: Any, *topics: str, timeout: float = 20.0) ->
     first metadata answer assigns nothing, then rebalances when the metadata comes in,
     which is that case; waiting for the metadata first keeps tests out of it.
     """
-    deadline = time.monotonic() + timeout
-    while not all(consumer.partitions_for_topic(t) for t in topics):
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"no metadata for {topics} after {timeout:.0f}s")
-        time.sleep(0.05)
+    wait_for(lambda: all(consumer.partitions_for_topic(t) for t in topics), timeout,
+             message=f"metadata for {', '.join(topics)}")
 
 
 def kafka_python_roundtrip(bootstrap: str, topic: str, n: int = 200, partitions: int = 2,
